@@ -1,0 +1,181 @@
+"""`freight build`: manifest -> lock -> staging root -> container RPM.
+
+The build is a pipeline of small steps (stage, copy files, write metadata,
+rpmbuild), each in its own module; this one decides whether to run it at all
+(the up-to-date check), and guarantees that whatever happens, the output
+folder gets a whole RPM or nothing and no staging root is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from freight import __version__, lock, package, stage
+from freight import log as flog
+from freight.dirs import cache_dir
+from freight.manifest import Manifest
+
+log = logging.getLogger("freight.build")
+
+
+@dataclass
+class BuildOptions:
+    outdir: Path
+    update_lock: bool = False
+    force: bool = False
+    gpgcheck: bool = True
+    keep_stage: Path | None = None
+
+
+@dataclass
+class BuildResult:
+    rpm: Path
+    up_to_date: bool
+    lock: lock.Lock
+
+
+def host_arch() -> str:
+    import rpm
+
+    return rpm.expandMacro("%{_arch}")
+
+
+def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
+    arch = manifest.data.get("arch") or host_arch()
+    existing = None if options.update_lock else lock.read(manifest.lock_path)
+    if existing is not None:
+        lock.check_matches(manifest, existing)
+
+    repo_digests = {r.name: lock.repomd_digest(r) for r in manifest.repos}
+    rpm_path = options.outdir.resolve() / f"{manifest.package_name}-{manifest.version}-{manifest.release}.{arch}.rpm"
+    if existing is not None and not options.force and options.keep_stage is None:
+        stamp = _Stamp.load(rpm_path)
+        if stamp and stamp.inputs == _inputs_digest(manifest, existing, repo_digests) and stamp.matches(rpm_path):
+            flog.step("%s is up to date", rpm_path.name)
+            return BuildResult(rpm=rpm_path, up_to_date=True, lock=existing)
+
+    if not options.gpgcheck:
+        log.warning("signature checks are OFF (--nogpgcheck): packages are installed without verifying who made them")
+
+    workdir = cache_dir() / "stage"
+    workdir.mkdir(parents=True, exist_ok=True)
+    buildroot = Path(tempfile.mkdtemp(prefix=f"{manifest.name}.", dir=workdir))
+    try:
+        image_root = buildroot / package.image_dir(manifest.name).lstrip("/")
+        image_root.mkdir(parents=True)
+        flog.step("Resolving %s from %s", ", ".join(manifest.packages), ", ".join(r.name for r in manifest.repos))
+        packages = stage.install(
+            stage.StageRequest(
+                root=str(image_root),
+                cachedir=str(cache_dir()),
+                repos=[asdict(r) for r in manifest.repos],
+                packages=manifest.packages,
+                exclude=manifest.data.get("exclude", []),
+                install_weak_deps=manifest.data["install_weak_deps"],
+                releasever=manifest.data.get("releasever"),
+                arch=manifest.data.get("arch"),
+                gpgcheck=options.gpgcheck,
+                locked=[asdict(p) for p in existing.packages] if existing else None,
+                verbosity=flog.log.getEffectiveLevel(),
+            )
+        )
+        new_lock = existing or lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=packages)
+        _copy_files(manifest, image_root)
+        _write_metadata(manifest, new_lock, buildroot)
+        flog.step("Packing %s", manifest.package_name)
+        built = package.build_rpm(manifest, packages, buildroot, options.outdir.resolve(), new_lock.source_date_epoch, arch)
+        if existing is None:
+            lock.write(manifest.lock_path, new_lock)
+            flog.step("Wrote %s (%d packages)", manifest.lock_path.name, len(packages))
+        _Stamp(_inputs_digest(manifest, new_lock, repo_digests), *_identity(built)).save(built)
+    finally:
+        if options.keep_stage is not None:
+            options.keep_stage.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(options.keep_stage, ignore_errors=True)
+            os.replace(buildroot, options.keep_stage)
+            log.info("staging root kept at %s", options.keep_stage)
+        else:
+            shutil.rmtree(buildroot, ignore_errors=True)
+    flog.step("Built %s", built)
+    return BuildResult(rpm=built, up_to_date=False, lock=new_lock)
+
+
+def _copy_files(manifest: Manifest, image_root: Path) -> None:
+    for copy in manifest.files:
+        dest = image_root / copy.dest.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if copy.src.is_dir():
+            shutil.copytree(copy.src, dest, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(copy.src, dest, follow_symlinks=False)
+        if copy.mode is not None:
+            os.chmod(dest, copy.mode)
+
+
+def _write_metadata(manifest: Manifest, new_lock: lock.Lock, buildroot: Path) -> None:
+    """The manifest and lock travel in the RPM as JSON, for the host hook and for audits."""
+    meta = buildroot / package.meta_dir(manifest.name).lstrip("/")
+    meta.mkdir(parents=True)
+    (meta / "manifest.json").write_text(manifest.to_json())
+    (meta / "lock.json").write_text(new_lock.to_json())
+
+
+def _inputs_digest(manifest: Manifest, the_lock: lock.Lock, repo_digests: dict[str, str]) -> str:
+    """Everything a build's output depends on, in one digest."""
+    h = hashlib.sha256()
+    h.update(__version__.encode())
+    h.update(manifest.to_json().encode())
+    h.update(the_lock.to_json().encode())
+    h.update(json.dumps(repo_digests, sort_keys=True).encode())
+    h.update((package.templates_dir() / "container.spec.j2").read_bytes())
+    for copy in manifest.files:
+        for path in sorted(copy.src.rglob("*")) if copy.src.is_dir() else [copy.src]:
+            h.update(str(path.relative_to(copy.src.parent)).encode())
+            if path.is_file():
+                h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+@dataclass
+class _Stamp:
+    """What the last build of an RPM was made from, kept in the cache (not beside the RPM)."""
+
+    inputs: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @staticmethod
+    def _path(rpm_path: Path) -> Path:
+        key = hashlib.sha256(str(rpm_path).encode()).hexdigest()[:24]
+        return cache_dir() / "builds" / f"{key}.json"
+
+    @classmethod
+    def load(cls, rpm_path: Path) -> _Stamp | None:
+        try:
+            return cls(**json.loads(cls._path(rpm_path).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def matches(self, rpm_path: Path) -> bool:
+        try:
+            return (self.size, self.mtime_ns, self.inode) == _identity(rpm_path)
+        except OSError:
+            return False
+
+    def save(self, rpm_path: Path) -> None:
+        path = self._path(rpm_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self)))

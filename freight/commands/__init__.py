@@ -1,0 +1,9 @@
+"""freight's subcommands, one module per command family.
+
+Each module has `add_parser(subparsers, common)`, which adds its commands and
+sets `func` to a handler taking the parsed arguments and returning an exit code.
+"""
+
+from freight.commands import build, schema
+
+COMMANDS = [build, schema]

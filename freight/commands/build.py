@@ -1,0 +1,46 @@
+"""`freight build MANIFEST`: build the container RPM a manifest describes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from freight import manifest
+from freight.build import BuildOptions, build
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "build",
+        parents=[common],
+        help="build a container RPM from a manifest",
+        description=(
+            "Install the manifest's packages with dnf into a staging root and wrap that root "
+            "into the RPM container-NAME. The first build writes MANIFEST.lock beside the manifest "
+            "with the exact packages; later builds install exactly those. On success the last line "
+            "on stdout is the path of the RPM."
+        ),
+    )
+    p.add_argument("manifest", type=Path, help="the manifest (YAML)")
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("repo"), metavar="DIR", help="where the RPM goes (default: ./repo)")
+    p.add_argument("--update-lock", action="store_true", help="resolve the packages again and rewrite the lock")
+    p.add_argument("--force", action="store_true", help="rebuild even when the RPM is up to date")
+    p.add_argument("--nogpgcheck", action="store_true", help="install packages without checking their signatures (loudly)")
+    p.add_argument("--keep-stage", type=Path, metavar="DIR", help="keep the staging tree at DIR for inspection")
+    p.set_defaults(func=_build)
+
+
+def _build(args: argparse.Namespace) -> int:
+    m = manifest.load(args.manifest)
+    result = build(
+        m,
+        BuildOptions(
+            outdir=args.output_dir,
+            update_lock=args.update_lock,
+            force=args.force,
+            gpgcheck=not args.nogpgcheck,
+            keep_stage=args.keep_stage.resolve() if args.keep_stage else None,
+        ),
+    )
+    print(result.rpm)
+    return 0

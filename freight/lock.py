@@ -1,0 +1,110 @@
+"""The lock file: the exact package set a manifest resolved to.
+
+`manifest.lock` sits beside `manifest.yaml`. It pins every package by NEVRA
+and checksum, records what the manifest asked for when it was resolved (so a
+changed manifest is noticed rather than silently built from a stale set), the
+repositories' metadata digests, and `source_date_epoch`, the newest build time
+among the locked packages, to which every timestamp in the RPM is clamped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.error import URLError
+
+from freight.errors import FreightError, UsageError
+from freight.manifest import Manifest, Repo
+from freight.stage import LockedPackage
+
+LOCK_FORMAT = 1
+
+
+@dataclass
+class Lock:
+    inputs: dict[str, Any]
+    repos: dict[str, str]  # repository name -> sha256 of its repomd.xml when locked
+    packages: list[LockedPackage]
+
+    @property
+    def source_date_epoch(self) -> int:
+        return max(p.buildtime for p in self.packages)
+
+    def to_json(self) -> str:
+        doc = {
+            "format": LOCK_FORMAT,
+            "inputs": self.inputs,
+            "repos": self.repos,
+            "source_date_epoch": self.source_date_epoch,
+            "packages": [asdict(p) for p in self.packages],
+        }
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def read(path: Path) -> Lock | None:
+    """The lock at PATH, None when there is none; a broken lock is a usage error."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable lock file ({exc}); delete it or run with --update-lock") from None
+    try:
+        if doc["format"] != LOCK_FORMAT:
+            raise UsageError(f"{path}: lock format {doc['format']} is not supported (expected {LOCK_FORMAT})")
+        return Lock(inputs=doc["inputs"], repos=doc["repos"], packages=[LockedPackage(**p) for p in doc["packages"]])
+    except (KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: malformed lock file (missing {exc}); run with --update-lock") from None
+
+
+def write(path: Path, lock: Lock) -> None:
+    """Write atomically: a reader sees the old lock or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(lock.to_json())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_matches(manifest: Manifest, lock: Lock) -> None:
+    """Refuse a lock that was resolved for different manifest inputs, saying what changed."""
+    now = manifest.resolution_inputs()
+    changes = []
+    for key in sorted(set(now) | set(lock.inputs)):
+        old, new = lock.inputs.get(key), now.get(key)
+        if old == new:
+            continue
+        if isinstance(old, list) and isinstance(new, list) and all(isinstance(x, str) for x in old + new):
+            added = [x for x in new if x not in old]
+            removed = [x for x in old if x not in new]
+            parts = ([f"added {', '.join(added)}"] if added else []) + ([f"removed {', '.join(removed)}"] if removed else [])
+            changes.append(f"{key}: {'; '.join(parts)}")
+        else:
+            changes.append(f"{key}: {json.dumps(old)} -> {json.dumps(new)}")
+    if changes:
+        raise UsageError(
+            f"{manifest.lock_path} does not match {manifest.path}:\n  "
+            + "\n  ".join(changes)
+            + f"\nRun 'freight build --update-lock {manifest.path}' to resolve the packages again."
+        )
+
+
+def repomd_digest(repo: Repo) -> str:
+    """sha256 of the repository's repomd.xml: cheap to fetch, and it changes whenever the metadata does."""
+    url = repo.baseurl.rstrip("/") + "/repodata/repomd.xml"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return hashlib.sha256(response.read()).hexdigest()
+    except (URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise FreightError(f"repository '{repo.name}' is unreachable: {url}: {reason}") from None

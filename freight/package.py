@@ -1,0 +1,196 @@
+"""Wrapping a staged root filesystem into the container RPM with rpmbuild.
+
+rpmbuild packs the staging tree in place (`--buildroot`, no %install), from
+an explicit file list: every file and directory is named, so ownership can be
+taken from the container's own /etc/passwd rather than the build host's.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from freight import __version__
+from freight import progress
+from freight.errors import FreightError
+from freight.manifest import Manifest
+from freight.run import run
+from freight.stage import LockedPackage
+
+IMAGES_DIR = "/var/lib/freight/images"
+META_DIR = "/usr/share/freight/containers"
+# zstd at its default level, on all cores: the floor freight is measured against is `zstd -T0`.
+PAYLOAD = "w3T0.zstdio"
+BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
+_GLOB_CHARS = "[]*?{}"
+
+
+def image_dir(name: str) -> str:
+    return f"{IMAGES_DIR}/{name}"
+
+
+def meta_dir(name: str) -> str:
+    return f"{META_DIR}/{name}"
+
+
+def templates_dir() -> Path:
+    """`$FREIGHT_TEMPLATES`, the source tree's `templates/`, or the installed copy."""
+    candidates = [os.environ.get("FREIGHT_TEMPLATES"), Path(__file__).resolve().parent.parent / "templates", "/usr/share/freight/templates"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "container.spec.j2").exists():
+            return Path(candidate)
+    raise FreightError("freight's templates are missing (looked in $FREIGHT_TEMPLATES, the source tree and /usr/share/freight/templates)")
+
+
+def render(template: str, **context: object) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.get_template(template).render(**context)
+
+
+@dataclass
+class Owners:
+    """uid/gid to name maps from the container's own passwd and group files."""
+
+    users: dict[int, str]
+    groups: dict[int, str]
+
+    @classmethod
+    def of(cls, root: Path) -> Owners:
+        return cls(users=_id_map(root / "etc/passwd"), groups=_id_map(root / "etc/group"))
+
+    def attr(self, st: os.stat_result, rel: str) -> str:
+        if st.st_uid == 0 and st.st_gid == 0:
+            return ""
+        user = self.users.get(st.st_uid)
+        group = self.groups.get(st.st_gid)
+        if user is None or group is None:
+            raise FreightError(
+                f"{rel} is owned by {st.st_uid}:{st.st_gid}, which the container's /etc/passwd or /etc/group does not name"
+            )
+        return f"%attr(-,{user},{group}) "
+
+
+def _id_map(path: Path) -> dict[int, str]:
+    ids = {0: "root"}
+    try:
+        for line in path.read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) >= 3 and fields[2].isdigit():
+                ids.setdefault(int(fields[2]), fields[0])
+    except FileNotFoundError:
+        pass
+    return ids
+
+
+def _quote(rel: str) -> str:
+    """A path as an rpm file list line takes it: macros and globs escaped, quoted for spaces."""
+    if any(c in rel for c in '"\\\n\r'):
+        raise FreightError(f"cannot package {rel!r}: rpm file lists cannot name files containing quotes, backslashes or newlines")
+    escaped = rel.replace("%", "%%")
+    for c in _GLOB_CHARS:
+        escaped = escaped.replace(c, "\\" + c)
+    return f'"{escaped}"'
+
+
+def write_filelist(buildroot: Path, image_root: Path, out: Path) -> int:
+    """List every path under the buildroot; return the count. Owners come from the image's passwd."""
+    owners = Owners.of(image_root)
+    count = 0
+    with out.open("w") as f:
+        for dirpath, dirnames, filenames in os.walk(buildroot):
+            dirnames.sort()
+            base = Path(dirpath)
+            rel_dir = "/" + os.path.relpath(dirpath, buildroot) if base != buildroot else "/"
+            if base != buildroot and _owned_dir(rel_dir):
+                st = os.lstat(dirpath)
+                f.write(f"%dir {owners.attr(st, rel_dir)}{_quote(rel_dir)}\n")
+                count += 1
+            for name in sorted(filenames) + [d for d in dirnames if os.path.islink(base / d)]:
+                path = base / name
+                st = os.lstat(path)
+                rel = f"{rel_dir.rstrip('/')}/{name}"
+                if stat.S_ISSOCK(st.st_mode):
+                    continue  # a socket is runtime state, never content
+                f.write(f"{owners.attr(st, rel)}{_quote(rel)}\n")
+                count += 1
+    return count
+
+
+def _owned_dir(rel: str) -> bool:
+    """The RPM owns its image and metadata trees, not the host's /var, /usr …"""
+    return any(rel.startswith(top + "/") for top in (IMAGES_DIR, META_DIR))
+
+
+def build_rpm(
+    manifest: Manifest,
+    bundled: list[LockedPackage],
+    buildroot: Path,
+    outdir: Path,
+    source_date_epoch: int,
+    arch: str,
+) -> Path:
+    """rpmbuild the staged BUILDROOT into OUTDIR; the RPM appears there whole or not at all."""
+    image_root = buildroot / image_dir(manifest.name).lstrip("/")
+    outdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="freight-rpmbuild-", dir=buildroot.parent) as top_s, tempfile.TemporaryDirectory(
+        prefix=f".{manifest.package_name}.", dir=outdir
+    ) as out_tmp_s:
+        top = Path(top_s)
+        filelist = top / "files.list"
+        count = write_filelist(buildroot, image_root, filelist)
+        spec = top / f"{manifest.package_name}.spec"
+        spec.write_text(
+            render(
+                "container.spec.j2",
+                freight_version=__version__,
+                manifest_file=manifest.path.name,
+                package_name=manifest.package_name,
+                name=manifest.name,
+                version=manifest.version,
+                release=manifest.release,
+                summary=manifest.data["summary"],
+                license=manifest.data["license"],
+                url=manifest.data.get("url"),
+                description=manifest.data.get("description", manifest.data["summary"]).strip(),
+                arch=arch,
+                bundled=sorted(bundled, key=lambda p: p.name),
+                payload=PAYLOAD,
+                image_dir=image_dir(manifest.name),
+                filelist=filelist,
+            )
+        )
+        with progress.spinner(f"Packing {count} files with rpmbuild"):
+            proc = run(
+                [
+                    "rpmbuild", "-bb", "--noclean",
+                    "--buildroot", buildroot,
+                    "--define", f"_topdir {top}",
+                    "--define", f"_rpmdir {out_tmp_s}",
+                    "--define", f"_build_name_fmt {BUILD_NAME_FMT}",
+                    spec,
+                ],
+                env={"SOURCE_DATE_EPOCH": str(source_date_epoch), "MAGIC": _magic_db()},
+            )
+        written = [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines() if line.startswith("Wrote:")]
+        if not written:
+            raise FreightError(f"rpmbuild wrote no package:\n{proc.stdout[-2000:]}")
+        final = outdir / Path(written[-1]).name
+        os.replace(written[-1], final)
+    return final
+
+
+def _magic_db() -> str:
+    """The libmagic database rpmbuild classifies files with (see freight.magic)."""
+    from freight.magic import small_magic_db
+
+    return str(small_magic_db())

@@ -1,0 +1,78 @@
+"""The one way freight starts a subprocess.
+
+Every tool freight drives (rpmbuild, rpmsign, gpg, zfs, systemd-nspawn …) goes
+through `run()`, so that each command line is logged the same way and every
+failure becomes one `CommandError` that carries the tool's own stderr, which is
+almost always the message the user needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from freight.errors import FreightError
+
+log = logging.getLogger("freight.run")
+
+
+class CommandError(FreightError):
+    """A command exited non-zero (or could not be started)."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = stderr.strip().splitlines()[-15:]
+        detail = ("\n  " + "\n  ".join(tail)) if tail else ""
+        super().__init__(f"{Path(argv[0]).name} failed with exit code {returncode}: {shlex.join(argv)}{detail}")
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    input: str | bytes | None = None,
+    capture: bool = True,
+    check: bool = True,
+    text: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run a command, log it, and raise CommandError with its stderr if it fails.
+
+    `env` entries are added to (not substituted for) the current environment,
+    because the tools freight drives need PATH and friends. With
+    `capture=False` the tool's output goes straight to the terminal (used for
+    long-running steps whose own progress is the best progress).
+    """
+    args = [os.fspath(a) for a in argv]
+    log.debug("$ %s", shlex.join(args))
+    full_env = None
+    if env is not None:
+        full_env = {**os.environ, **env}
+    if isinstance(input, str) and not text:
+        input = input.encode()
+    try:
+        proc = subprocess.run(
+            args,
+            env=full_env,
+            cwd=cwd,
+            input=input,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            text=text,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(args, 127, f"{args[0]}: command not found ({exc.strerror})") from None
+    if check and proc.returncode != 0:
+        stderr = proc.stderr if capture else ""
+        if isinstance(stderr, bytes):
+            stderr = stderr.decode(errors="replace")
+        raise CommandError(args, proc.returncode, stderr or "")
+    return proc

@@ -1,0 +1,353 @@
+"""Installing a container's packages with dnf into a staging root.
+
+dnf runs through its Python API in a child process of its own. The child gets a
+private HOME whose `.rpmmacros` defines `_dbpath`: rpm reads its macros when
+it is imported, dnf reloads them, and `rpm.addMacro()` in the parent does not
+survive that (on Debian the database would land in `ROOT/root/.rpmdb`). The
+child also keeps dnf's memory and signal handling away from the build.
+
+The parent calls `install()`; the child is `python -m freight.stage REQUEST`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freight import log as flog
+from freight.errors import FreightError, UsageError
+from freight.run import CommandError, run
+
+log = logging.getLogger("freight.stage")
+
+# Where a container's rpm database lives (upstream rpm's default since 4.16).
+# Debian's rpm would put it in ~/.rpmdb, so every rpm call on a staging root or
+# image names it explicitly.
+RPM_DBPATH = "/usr/lib/sysimage/rpm"
+
+
+@dataclass
+class LockedPackage:
+    name: str
+    epoch: int
+    version: str
+    release: str
+    arch: str
+    repo: str
+    checksum: str  # "sha256:HEX", as the repository metadata states it
+    buildtime: int
+
+    @property
+    def nevra(self) -> str:
+        epoch = f"{self.epoch}:" if self.epoch else ""
+        return f"{self.name}-{epoch}{self.version}-{self.release}.{self.arch}"
+
+    @property
+    def evr(self) -> str:
+        epoch = f"{self.epoch}:" if self.epoch else ""
+        return f"{epoch}{self.version}-{self.release}"
+
+
+@dataclass
+class StageRequest:
+    """Everything the child needs; sent as JSON so the child imports no manifest code."""
+
+    root: str
+    cachedir: str
+    repos: list[dict[str, Any]]
+    packages: list[str]
+    exclude: list[str] = field(default_factory=list)
+    install_weak_deps: bool = False
+    releasever: str | None = None
+    arch: str | None = None
+    gpgcheck: bool = True
+    locked: list[dict[str, Any]] | None = None
+    verbosity: int = flog.NORMAL
+
+
+def install(request: StageRequest) -> list[LockedPackage]:
+    """Run dnf in a child process; return the installed packages, sorted by name.
+
+    The child's errors come back as a JSON file, so they keep their class
+    (a manifest problem exits 2, a broken repository 1) and their message.
+    """
+    cachedir = Path(request.cachedir)
+    home = cachedir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".rpmmacros").write_text(f"%_dbpath {RPM_DBPATH}\n")
+    with tempfile.TemporaryDirectory(prefix="freight-stage-", dir=cachedir) as tmp:
+        req = Path(tmp) / "request.json"
+        res = Path(tmp) / "result.json"
+        req.write_text(json.dumps(asdict(request)))
+        try:
+            run(
+                [sys.executable, "-m", "freight.stage", req, res],
+                env={"HOME": str(home), "PYTHONPATH": _package_parent()},
+                capture=False,
+            )
+        except CommandError as exc:
+            if res.exists():
+                result = json.loads(res.read_text())
+                cls = UsageError if result.get("usage") else FreightError
+                raise cls(result["error"]) from None
+            raise FreightError(f"dnf stopped with exit code {exc.returncode} while installing into {request.root}") from None
+        result = json.loads(res.read_text())
+    return [LockedPackage(**p) for p in result["packages"]]
+
+
+def _package_parent() -> str:
+    """Make `python -m freight.stage` find this very freight, installed or not."""
+    parent = str(Path(__file__).resolve().parent.parent)
+    existing = os.environ.get("PYTHONPATH")
+    return f"{parent}:{existing}" if existing else parent
+
+
+# --- the child ---------------------------------------------------------------
+
+
+def _child(request: StageRequest) -> list[LockedPackage]:
+    import dnf
+    import dnf.exceptions
+
+    from freight.dnfprogress import DownloadProgress, TransactionProgress
+
+    base = dnf.Base()
+    try:
+        _configure(base, request)
+        try:
+            base.fill_sack(load_system_repo=False)
+        except dnf.exceptions.RepoError as exc:
+            raise FreightError(f"cannot read repository metadata: {exc}") from None
+        if request.locked is not None:
+            _select_locked(base, request.locked)
+        else:
+            _select(base, request.packages)
+        try:
+            base.resolve()
+        except dnf.exceptions.DepsolveError as exc:
+            raise UsageError(f"the packages cannot be installed together:\n  {exc}") from None
+        pkgs = sorted(base.transaction.install_set, key=lambda p: (p.name, p.arch))
+        if request.locked is not None:
+            _check_complete(pkgs, request.locked)
+        locked = [_describe(p) for p in pkgs]
+        os.environ["SOURCE_DATE_EPOCH"] = str(max(p.buildtime for p in locked))
+
+        flog.step("Downloading %d packages", len(pkgs))
+        try:
+            base.download_packages(pkgs, progress=DownloadProgress())
+        except dnf.exceptions.DownloadError as exc:
+            raise FreightError(f"downloading packages failed:\n  {exc}") from None
+        if request.gpgcheck:
+            _check_signatures(base, pkgs)
+        flog.step("Installing %d packages into the staging root", len(pkgs))
+        display = TransactionProgress(len(pkgs))
+        try:
+            base.do_transaction(display=display)
+        except dnf.exceptions.Error as exc:
+            raise FreightError(f"the rpm transaction failed: {exc}") from None
+        finally:
+            display.close()
+    finally:
+        base.close()
+    scrub(Path(request.root))
+    return locked
+
+
+def _configure(base: Any, request: StageRequest) -> None:
+    """Only the manifest's repositories, and nothing read from the host's dnf setup."""
+    import dnf.rpm
+
+    conf = base.conf
+    cachedir = Path(request.cachedir)
+    for sub in ("dnf", "log", "persist"):
+        (cachedir / sub).mkdir(parents=True, exist_ok=True)
+    conf.installroot = request.root
+    conf.cachedir = str(cachedir / "dnf")
+    conf.logdir = str(cachedir / "log")
+    conf.persistdir = str(cachedir / "persist")
+    conf.reposdir = []
+    conf.varsdir = []
+    conf.pluginconfpath = []
+    conf.install_weak_deps = request.install_weak_deps
+    conf.gpgcheck = request.gpgcheck
+    conf.assumeyes = True
+    conf.excludepkgs = list(request.exclude)
+    conf.metadata_expire = 0 if request.locked is None else 6 * 3600
+    if request.releasever:
+        conf.substitutions["releasever"] = request.releasever
+    for key in [k for k, v in conf.substitutions.items() if v is None]:
+        del conf.substitutions[key]  # an installroot without a release package has no $releasever
+    if request.arch:
+        conf.arch = request.arch
+        conf.substitutions["arch"] = request.arch
+        conf.substitutions["basearch"] = dnf.rpm.basearch(request.arch)
+    for spec in request.repos:
+        base.repos.add_new_repo(
+            spec["name"],
+            conf,
+            baseurl=[spec["baseurl"]],
+            gpgkey=[spec["gpgkey"]] if spec.get("gpgkey") else [],
+            gpgcheck=request.gpgcheck and spec["gpgcheck"],
+            skip_if_unavailable=False,
+        )
+
+
+def _select(base: Any, specs: list[str]) -> None:
+    import dnf.exceptions
+
+    missing = []
+    for spec in specs:
+        try:
+            base.install(spec, strict=True)
+        except dnf.exceptions.MarkingError:
+            missing.append(spec)
+    if missing:
+        raise UsageError(f"no package in the manifest's repositories provides: {', '.join(missing)}")
+
+
+def _select_locked(base: Any, locked: list[dict[str, Any]]) -> None:
+    query = base.sack.query().available()
+    stale = []
+    for entry in locked:
+        want = LockedPackage(**entry)
+        matches = query.filter(
+            name=want.name, epoch=want.epoch, version=want.version, release=want.release, arch=want.arch, reponame=want.repo
+        )
+        pkg = next((p for p in matches if _checksum(p) == want.checksum), None)
+        if pkg is None:
+            stale.append(want.nevra)
+            continue
+        base.package_install(pkg, strict=True)
+    if stale:
+        raise UsageError(
+            "locked packages are no longer in the repositories (or changed): "
+            + ", ".join(stale)
+            + "; run 'freight build --update-lock' to resolve again"
+        )
+
+
+def _check_complete(pkgs: list[Any], locked: list[dict[str, Any]]) -> None:
+    extra = sorted({str(p) for p in pkgs} - {LockedPackage(**e).nevra for e in locked})
+    if extra:
+        raise UsageError(
+            "the lock is incomplete: dnf also needs " + ", ".join(extra) + "; run 'freight build --update-lock'"
+        )
+
+
+def _checksum(pkg: Any) -> str:
+    kind, digest = pkg.chksum
+    import hawkey
+
+    return f"{hawkey.chksum_name(kind)}:{digest.hex()}"
+
+
+def _describe(pkg: Any) -> LockedPackage:
+    return LockedPackage(
+        name=pkg.name,
+        epoch=int(pkg.epoch or 0),
+        version=pkg.version,
+        release=pkg.release,
+        arch=pkg.arch,
+        repo=pkg.reponame,
+        checksum=_checksum(pkg),
+        buildtime=int(pkg.buildtime),
+    )
+
+
+def _check_signatures(base: Any, pkgs: list[Any]) -> None:
+    """What `dnf install` does for gpgcheck, which the API leaves to its callers."""
+    import dnf.exceptions
+
+    for pkg in pkgs:
+        code, message = base.package_signature_check(pkg)
+        if code == 1:  # signed, but the key is not imported yet: fetch it from the repo's gpgkey
+            try:
+                base.package_import_key(pkg, askcb=lambda *_: True)
+            except dnf.exceptions.Error as exc:
+                raise FreightError(f"{pkg}: cannot import the repository key: {exc}") from None
+            code, message = base.package_signature_check(pkg)
+        if code != 0:
+            raise FreightError(f"{pkg} from repository '{pkg.reponame}' failed its signature check: {message}")
+
+
+# Paths a dnf run leaves behind that must not ship in an image; removed unless
+# a package owns them.
+SCRUB = (
+    "var/cache/dnf",
+    "var/cache/yum",
+    "var/cache/ldconfig/aux-cache",
+    "var/lib/dnf",
+    "var/log/dnf.log",
+    "var/log/dnf.librepo.log",
+    "var/log/dnf.rpm.log",
+    "var/log/hawkey.log",
+    "var/lib/systemd/random-seed",
+    "var/lib/random-seed",
+    f"{RPM_DBPATH[1:]}/.rpm.lock",
+    f"{RPM_DBPATH[1:]}/rpmdb.sqlite-shm",
+    f"{RPM_DBPATH[1:]}/rpmdb.sqlite-wal",
+)
+# Directories dnf creates for itself: removed when empty and unowned.
+SCRUB_EMPTY = ("etc/dnf/modules.d", "etc/dnf", "var/cache", "var/log", "var/lib")
+
+
+def scrub(root: Path) -> None:
+    """Take out caches, logs, history and per-machine identity, so images are clean and reproducible."""
+    import rpm
+
+    _checkpoint_rpmdb(root / RPM_DBPATH[1:] / "rpmdb.sqlite")
+    ts = rpm.TransactionSet(str(root))
+    ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)
+
+    def owned(rel: str) -> bool:
+        return any(True for _ in ts.dbMatch("basenames", "/" + rel))
+
+    for rel in SCRUB:
+        path = root / rel
+        if (path.exists() or path.is_symlink()) and not owned(rel):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for rel in SCRUB_EMPTY:
+        path = root / rel
+        if path.is_dir() and not any(path.iterdir()) and not owned(rel):
+            path.rmdir()
+    machine_id = root / "etc/machine-id"
+    if machine_id.exists():
+        machine_id.write_text("uninitialized\n")
+    ts.closeDB()
+
+
+def _checkpoint_rpmdb(db: Path) -> None:
+    """Fold sqlite's write-ahead log into the database, so the image carries one file."""
+    import sqlite3
+
+    if not db.exists():
+        return
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def _main(argv: list[str]) -> int:
+    request_path, result_path = Path(argv[0]), Path(argv[1])
+    request = StageRequest(**json.loads(request_path.read_text()))
+    flog.setup(request.verbosity)
+    try:
+        pkgs = _child(request)
+    except FreightError as exc:
+        result_path.write_text(json.dumps({"error": str(exc), "usage": isinstance(exc, UsageError)}))
+        return 1
+    result_path.write_text(json.dumps({"packages": [asdict(p) for p in pkgs]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
