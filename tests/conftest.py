@@ -1,0 +1,100 @@
+"""Shared fixtures: real repositories built from specs, real container builds.
+
+Every fixture here drives the real tools (rpmbuild, createrepo_c, dnf); the
+expensive ones are session-scoped so the suite builds each thing once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One freight cache for the whole run, never the user's own."""
+    os.environ["FREIGHT_CACHE_DIR"] = str(tmp_path_factory.mktemp("freight-cache"))
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def last_line(self) -> str:
+        lines = self.stdout.strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+def freight(*args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+    """Run the real `freight` command line in a subprocess, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "freight", *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline demo repository (demo-base, demo-www 1.0) built from specs/demo."""
+    from freight import demorepo
+
+    out = tmp_path_factory.mktemp("demo-repo")
+    demorepo.make_repo(out)
+    return out
+
+
+def write_manifest(folder: Path, text: str, name: str = "manifest.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def webapp_manifest(folder: Path, repo: Path, **extra: str) -> Path:
+    """A manifest for the demo web server against REPO (extra top-level YAML lines appended)."""
+    body = f"""\
+        name: webapp
+        version: "1.0"
+        summary: demo web server
+        license: MIT
+        repos:
+          - name: demo
+            baseurl: {repo.as_uri()}
+        packages: [demo-www]
+        run:
+          command: [/usr/bin/httpd, -f, -p, "8080", -h, /srv/www]
+        """
+    text = textwrap.dedent(body) + "".join(f"{k}: {v}\n" for k, v in extra.items())
+    return write_manifest(folder, text)
+
+
+@pytest.fixture(scope="session")
+def built_webapp(demo_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """container-webapp built once by the real `freight build`; the path of the RPM."""
+    work = tmp_path_factory.mktemp("webapp")
+    manifest = webapp_manifest(work, demo_repo)
+    result = freight("build", manifest, "-o", work / "out")
+    assert result.returncode == 0, result.stderr
+    return Path(result.last_line)
+
+
+def copy_repo(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
