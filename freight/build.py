@@ -108,6 +108,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
 
 
 def _copy_files(manifest: Manifest, image_root: Path) -> None:
+    """Copy the manifest's extra files in; like every image builder, they belong to root."""
     for copy in manifest.files:
         dest = image_root / copy.dest.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,7 @@ def _child(request: StageRequest) -> list[LockedPackage]:
         flog.step("Downloading %d packages", len(pkgs))
         try:
             base.download_packages(pkgs, progress=DownloadProgress())
-        except dnf.exceptions.DownloadError as exc:
+        except dnf.exceptions.Error as exc:
             raise FreightError(f"downloading packages failed:\n  {exc}") from None
         if request.gpgcheck:
             _check_signatures(base, pkgs)
@@ -179,7 +179,6 @@ def _configure(base: Any, request: StageRequest) -> None:
     conf.gpgcheck = request.gpgcheck
     conf.assumeyes = True
     conf.excludepkgs = list(request.exclude)
-    conf.metadata_expire = 0 if request.locked is None else 6 * 3600
     if request.releasever:
         conf.substitutions["releasever"] = request.releasever
     for key in [k for k, v in conf.substitutions.items() if v is None]:
@@ -188,8 +187,9 @@ def _configure(base: Any, request: StageRequest) -> None:
         conf.arch = request.arch
         conf.substitutions["arch"] = request.arch
         conf.substitutions["basearch"] = dnf.rpm.basearch(request.arch)
+    conf.keepcache = True  # downloaded packages stay in freight's cache for the next build
     for spec in request.repos:
-        base.repos.add_new_repo(
+        repo = base.repos.add_new_repo(
             spec["name"],
             conf,
             baseurl=[spec["baseurl"]],
@@ -197,6 +197,10 @@ def _configure(base: Any, request: StageRequest) -> None:
             gpgcheck=request.gpgcheck and spec["gpgcheck"],
             skip_if_unavailable=False,
         )
+        # What `dnf --refresh` does: metadata_expire=0 alone trusts a cache made in the
+        # same second (its age, 0, is not over 0), and a locked build must see a package
+        # that left the repository. Unchanged metadata is still not downloaded again.
+        repo._repo.expire()
 
 
 def _select(base: Any, specs: list[str]) -> None:

@@ -52,11 +52,11 @@ def freight(*args: str | os.PathLike[str], cwd: Path | None = None, env: dict[st
 
 @pytest.fixture(scope="session")
 def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The offline demo repository (demo-base, demo-www 1.0) built from specs/demo."""
+    """The demo repository (demo-base, demo-www 1.0) from specs/demo, plus the test packages in tests/specs."""
     from freight import demorepo
 
     out = tmp_path_factory.mktemp("demo-repo")
-    demorepo.make_repo(out)
+    demorepo.make_repo(out, [*demorepo.DEMO_SPECS.glob("*.spec"), *(ROOT / "tests/specs").glob("*.spec")])
     return out
 
 

@@ -1,0 +1,130 @@
+"""Bad manifests: each one gets its message (file, line, key, what was expected),
+exit code 2, and leaves nothing behind (no lock, no RPM, no staging root)."""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import freight
+
+GOOD = """\
+name: webapp
+version: "1.0"
+summary: demo web server
+license: MIT
+repos:
+  - name: demo
+    baseurl: file:repo
+packages: [demo-www]
+"""
+
+
+def _replace(key: str, new: str) -> str:
+    """GOOD with the line starting with KEY replaced by NEW (or dropped when NEW is empty)."""
+    lines = [new if line.startswith(key) else line for line in GOOD.splitlines()]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+CASES = [
+    # (id, manifest text, expected fragment of stderr)
+    ("empty", "", "manifest.yaml:1: the manifest is empty"),
+    ("not-a-mapping", "- a\n- b\n", "manifest.yaml:1: a manifest is a mapping"),
+    ("bad-yaml", "name: [unclosed\n", "manifest.yaml:2: invalid YAML"),
+    ("missing-name", _replace("name:", ""), "missing required key 'name' (a container name"),
+    ("missing-packages", _replace("packages:", ""), "missing required key 'packages'"),
+    ("bad-name-case", _replace("name:", "name: WebApp"), "manifest.yaml:1: name: expected a container name"),
+    ("name-injection", _replace("name:", 'name: "web; rm -rf /"'), "manifest.yaml:1: name: expected a container name"),
+    ("name-path", _replace("name:", "name: ../etc"), "manifest.yaml:1: name: expected a container name"),
+    ("version-dash", _replace("version:", "version: 1.0-2"), "manifest.yaml:2: version: expected an RPM version"),
+    ("version-macro", _replace("version:", 'version: "%{lua:os.exit()}"'), "manifest.yaml:2: version: expected an RPM version"),
+    ("release-space", GOOD + 'release: "1 2"\n', "release: expected an RPM release"),
+    ("summary-macro", _replace("summary:", "summary: '%(id)'"), "manifest.yaml:3: summary: expected a one-line summary without '%'"),
+    ("misspelt-key", GOOD.replace("packages:", "pakages:"), "manifest.yaml:8: pakages: unknown key 'pakages' (did you mean 'packages'?)"),
+    ("misspelt-nested", GOOD.replace("    baseurl:", "    baseurl: file:repo\n    gpgchek: true\n    x:"), "repos[0].gpgchek: unknown key 'gpgchek' (did you mean 'gpgcheck'?)"),
+    ("packages-not-list", _replace("packages:", "packages: demo-www"), "manifest.yaml:8: packages: expected a list"),
+    ("packages-empty", _replace("packages:", "packages: []"), "packages: must not be empty"),
+    ("package-injection", _replace("packages:", 'packages: ["demo-www; curl evil"]'), "packages[0]: expected a package name"),
+    ("repos-missing-baseurl", GOOD.replace("    baseurl: file:repo\n", ""), "manifest.yaml:6: repos[0]: missing required key 'baseurl'"),
+    ("repo-twice", GOOD.replace("packages:", "  - name: demo\n    baseurl: file:other\npackages:"), "repos[1].name: repository 'demo' is listed twice"),
+    ("duplicate-key", GOOD + "name: other\n", "manifest.yaml:9: name: key given twice"),
+    ("file-missing", GOOD + "files:\n  - src: nothere.conf\n    dest: /etc/x.conf\n", "files[0].src: no such file"),
+    ("file-dest-escape", GOOD + "files:\n  - src: manifest.yaml\n    dest: /etc/../../x\n", "files[0].dest: expected an absolute path inside the container"),
+    ("file-mode", GOOD + "files:\n  - src: manifest.yaml\n    dest: /etc/x\n    mode: 999\n", "files[0].mode: expected an octal mode"),
+    ("boot-and-command", GOOD + "run:\n  boot: true\n  command: [/bin/sh]\n", "run.boot: 'boot: true' and 'command' exclude each other"),
+    ("env-name", GOOD + "run:\n  environment:\n    BAD-NAME: x\n", "manifest.yaml:11: run.environment.BAD-NAME: expected an environment variable name"),
+    ("memory-limit", GOOD + "run:\n  limits:\n    memory: lots\n", "manifest.yaml:11: run.limits.memory: expected a size such as 512M"),
+    ("weak-deps-type", GOOD + "install_weak_deps: sometimes\n", "install_weak_deps: expected true or false"),
+    ("ports-without-network", GOOD + "run:\n  ports: ['8080:80']\n", "run.ports: publishing ports needs a private network"),
+]
+
+
+@pytest.mark.parametrize("text,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_manifest_is_refused_cleanly(tmp_path: Path, text: str, expected: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    manifest = work / "manifest.yaml"
+    manifest.write_text(text)
+    cache = tmp_path / "cache"
+    result = freight("build", manifest, "-o", tmp_path / "out", env={"FREIGHT_CACHE_DIR": str(cache)})
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr, result.stderr
+    assert str(manifest) in result.stderr  # every message names the file
+    assert sorted(os.listdir(work)) == ["manifest.yaml"]  # no lock
+    assert not (tmp_path / "out").exists()
+    stage = cache / "stage"
+    assert not stage.exists() or not os.listdir(stage)
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            """\
+            name: Bad_Name
+            version: 1-0
+            summary: s
+            license: MIT
+            repos: [{name: demo, baseurl: file:repo}]
+            packages: [a]
+            colour: blue
+            """
+        )
+    )
+    result = freight("build", manifest)
+    assert result.returncode == 2
+    assert re.findall(r"manifest\.yaml:(\d+):", result.stderr) == ["1", "2", "7"], result.stderr
+
+
+def test_unreadable_manifest(tmp_path: Path) -> None:
+    result = freight("build", tmp_path / "missing.yaml")
+    assert result.returncode == 2
+    assert "missing.yaml: cannot read manifest: No such file or directory" in result.stderr
+
+
+def test_version_keeps_its_text(tmp_path: Path) -> None:
+    """YAML would read 1.10 as the float 1.1; an RPM version must stay as written."""
+    from freight import manifest as m
+
+    (tmp_path / "repo").mkdir()
+    path = tmp_path / "manifest.yaml"
+    path.write_text(_replace("version:", "version: 1.10") + "release: 02\nfiles:\n  - src: repo\n    dest: /srv\n    mode: 0755\n")
+    loaded = m.load(path)
+    assert (loaded.version, loaded.release) == ("1.10", "02")
+    assert loaded.files[0].mode == 0o755
+    assert loaded.repos[0].baseurl == (tmp_path / "repo").as_uri()
+
+
+def test_schema_command_prints_json_schema() -> None:
+    import json
+
+    result = freight("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert set(schema["required"]) >= {"name", "version", "summary", "license", "repos", "packages"}
+    assert "autostart" in schema["properties"]["run"]["properties"]
