@@ -118,9 +118,13 @@ def test_header_declares_bundled_packages_and_metadata(built_webapp: Path) -> No
 
 def test_staging_root_is_scrubbed(repo: Path, tmp_path: Path) -> None:
     manifest = webapp_manifest(tmp_path / "w", repo)
+    manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-private]"))
     stage = tmp_path / "stage"
     assert build(manifest, "--keep-stage", stage).returncode == 0
     image = stage / IMAGE
+    # demo-private's scriptlet wrote a machine id and a random seed
+    assert (image / "etc/machine-id").read_text() == "uninitialized\n"
+    assert not (image / "var/lib/systemd/random-seed").exists()
     leftovers = [p for p in ("var/cache/dnf", "var/lib/dnf", "var/log/dnf.log", "var/log/hawkey.log", "etc/dnf") if (image / p).exists()]
     assert leftovers == []
     assert sorted(os.listdir(image / DBPATH.lstrip("/"))) == ["rpmdb.sqlite"]
@@ -161,6 +165,8 @@ def test_unchanged_rebuild_is_a_noop_and_force_rebuilds(repo: Path, tmp_path: Pa
     assert again.last_line == str(rpm)
     assert "Installing" not in again.stderr
     assert (rpm.stat().st_ino, rpm.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    quiet = build(manifest, "-q")
+    assert (quiet.returncode, quiet.stderr, quiet.stdout) == (0, "", f"{rpm}\n")
 
     forced = build(manifest, "--force")
     assert forced.returncode == 0
