@@ -49,13 +49,15 @@ def host_arch() -> str:
 
 def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     arch = manifest.data.get("arch") or host_arch()
-    existing = None if options.update_lock else lock.read(manifest.lock_path)
+    previous = lock.read(manifest.lock_path)
+    existing = None if options.update_lock else previous
     if existing is not None:
         lock.check_matches(manifest, existing)
 
     repo_digests = {r.name: lock.repomd_digest(r) for r in manifest.repos}
-    rpm_path = options.outdir.resolve() / f"{manifest.package_name}-{manifest.version}-{manifest.release}.{arch}.rpm"
     if existing is not None and not options.force and options.keep_stage is None:
+        release = existing.release(manifest.release)
+        rpm_path = options.outdir.resolve() / f"{manifest.package_name}-{manifest.version}-{release}.{arch}.rpm"
         stamp = _Stamp.load(rpm_path)
         if stamp and stamp.inputs == _inputs_digest(manifest, existing, repo_digests) and stamp.matches(rpm_path):
             flog.step("%s is up to date", rpm_path.name)
@@ -72,25 +74,31 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         image_root.mkdir(parents=True)
         flog.step("Resolving %s from %s", ", ".join(manifest.packages), ", ".join(r.name for r in manifest.repos))
         packages = stage.install(
-            stage.StageRequest(
-                root=str(image_root),
-                cachedir=str(cache_dir()),
-                repos=[asdict(r) for r in manifest.repos],
-                packages=manifest.packages,
-                exclude=manifest.data.get("exclude", []),
-                install_weak_deps=manifest.data["install_weak_deps"],
-                releasever=manifest.data.get("releasever"),
-                arch=manifest.data.get("arch"),
+            stage.StageRequest.for_manifest(
+                manifest,
+                image_root,
                 gpgcheck=options.gpgcheck,
                 locked=[asdict(p) for p in existing.packages] if existing else None,
-                verbosity=flog.log.getEffectiveLevel(),
             )
         )
-        new_lock = existing or lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=packages)
+        if existing is not None:
+            new_lock = existing
+        elif previous is not None:
+            new_lock = previous.updated(manifest.resolution_inputs(), repo_digests, packages)
+        else:
+            new_lock = lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=packages)
         _copy_files(manifest, image_root)
         _write_metadata(manifest, new_lock, buildroot)
         flog.step("Packing %s", manifest.package_name)
-        built = package.build_rpm(manifest, packages, buildroot, options.outdir.resolve(), new_lock.source_date_epoch, arch)
+        built = package.build_rpm(
+            manifest,
+            new_lock.release(manifest.release),
+            packages,
+            buildroot,
+            options.outdir.resolve(),
+            new_lock.source_date_epoch,
+            arch,
+        )
         if existing is None:
             lock.write(manifest.lock_path, new_lock)
             flog.step("Wrote %s (%d packages)", manifest.lock_path.name, len(packages))

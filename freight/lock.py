@@ -31,6 +31,18 @@ class Lock:
     inputs: dict[str, Any]
     repos: dict[str, str]  # repository name -> sha256 of its repomd.xml when locked
     packages: list[LockedPackage]
+    # How many times --update-lock changed the package set: the container's
+    # release gets it as a suffix, so every such rebuild is an upgrade for hosts.
+    serial: int = 0
+
+    def release(self, manifest_release: str) -> str:
+        """The container's release: the manifest's, plus `.SERIAL` once the lock was updated."""
+        return manifest_release if self.serial == 0 else f"{manifest_release}.{self.serial}"
+
+    def updated(self, inputs: dict[str, Any], repos: dict[str, str], packages: list[LockedPackage]) -> Lock:
+        """The lock --update-lock writes: the serial moves on only when the packages changed."""
+        changed = [asdict(p) for p in packages] != [asdict(p) for p in self.packages]
+        return Lock(inputs=inputs, repos=repos, packages=packages, serial=self.serial + changed)
 
     @property
     def source_date_epoch(self) -> int:
@@ -39,6 +51,7 @@ class Lock:
     def to_json(self) -> str:
         doc = {
             "format": LOCK_FORMAT,
+            "serial": self.serial,
             "inputs": self.inputs,
             "repos": self.repos,
             "source_date_epoch": self.source_date_epoch,
@@ -58,7 +71,12 @@ def read(path: Path) -> Lock | None:
     try:
         if doc["format"] != LOCK_FORMAT:
             raise UsageError(f"{path}: lock format {doc['format']} is not supported (expected {LOCK_FORMAT})")
-        return Lock(inputs=doc["inputs"], repos=doc["repos"], packages=[LockedPackage(**p) for p in doc["packages"]])
+        return Lock(
+            inputs=doc["inputs"],
+            repos=doc["repos"],
+            packages=[LockedPackage(**p) for p in doc["packages"]],
+            serial=int(doc.get("serial", 0)),
+        )
     except (KeyError, TypeError) as exc:
         raise UsageError(f"{path}: malformed lock file (missing {exc}); run with --update-lock") from None
 

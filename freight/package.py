@@ -135,6 +135,7 @@ def _owned_dir(rel: str) -> bool:
 
 def build_rpm(
     manifest: Manifest,
+    release: str,
     bundled: list[LockedPackage],
     buildroot: Path,
     outdir: Path,
@@ -159,7 +160,7 @@ def build_rpm(
                 package_name=manifest.package_name,
                 name=manifest.name,
                 version=manifest.version,
-                release=manifest.release,
+                release=release,
                 summary=manifest.data["summary"],
                 license=manifest.data["license"],
                 url=manifest.data.get("url"),

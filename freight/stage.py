@@ -19,11 +19,15 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight import log as flog
+from freight.dirs import cache_dir
 from freight.errors import FreightError, UsageError
 from freight.run import CommandError, run
+
+if TYPE_CHECKING:
+    from freight.manifest import Manifest
 
 log = logging.getLogger("freight.stage")
 
@@ -70,6 +74,22 @@ class StageRequest:
     gpgcheck: bool = True
     locked: list[dict[str, Any]] | None = None
     verbosity: int = flog.NORMAL
+
+    @classmethod
+    def for_manifest(cls, manifest: Manifest, root: Path, **options: Any) -> StageRequest:
+        """The dnf setup a manifest asks for: its repositories and resolution options only."""
+        return cls(
+            root=str(root),
+            cachedir=str(cache_dir()),
+            repos=[asdict(r) for r in manifest.repos],
+            packages=manifest.packages,
+            exclude=manifest.data.get("exclude", []),
+            install_weak_deps=manifest.data["install_weak_deps"],
+            releasever=manifest.data.get("releasever"),
+            arch=manifest.data.get("arch"),
+            verbosity=flog.log.getEffectiveLevel(),
+            **options,
+        )
 
 
 def install(request: StageRequest) -> list[LockedPackage]:
@@ -120,7 +140,7 @@ def _child(request: StageRequest) -> list[LockedPackage]:
 
     base = dnf.Base()
     try:
-        _configure(base, request)
+        configure(base, request)
         try:
             base.fill_sack(load_system_repo=False)
         except dnf.exceptions.RepoError as exc:
@@ -160,7 +180,7 @@ def _child(request: StageRequest) -> list[LockedPackage]:
     return locked
 
 
-def _configure(base: Any, request: StageRequest) -> None:
+def configure(base: Any, request: StageRequest) -> None:
     """Only the manifest's repositories, and nothing read from the host's dnf setup."""
     import dnf.rpm
 

@@ -4,6 +4,6 @@ Each module has `add_parser(subparsers, common)`, which adds its commands and
 sets `func` to a handler taking the parsed arguments and returning an exit code.
 """
 
-from freight.commands import build, schema
+from freight.commands import build, schema, updates
 
-COMMANDS = [build, schema]
+COMMANDS = [build, updates, schema]

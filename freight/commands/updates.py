@@ -1,0 +1,68 @@
+"""`freight outdated` and `freight affected`: which containers need a rebuild, and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from freight import affected, manifest, outdated
+from freight.errors import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "outdated",
+        parents=[common],
+        help="list locked packages that have newer versions",
+        description=(
+            "Compare each manifest's lock with the newest packages in its repositories and list every "
+            "package with a newer version, marking security fixes from the repositories' advisories. "
+            "Exit code 0: nothing outdated; 100: a rebuild is due (as dnf check-update); 1: an error."
+        ),
+    )
+    p.add_argument("manifests", type=Path, nargs="+", metavar="MANIFEST")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=_outdated)
+
+    a = sub.add_parser(
+        "affected",
+        parents=[common],
+        help="list container packages that bundle a (vulnerable) package",
+        description=(
+            "Search repositories for container packages that bundle a package (below a version), or a "
+            "package version an advisory names as vulnerable to a CVE. Only metadata is read. "
+            "Exit code 0: none affected; 100: some are; 1: an error. "
+            "Plain dnf answers the first question too: "
+            "dnf repoquery --whatprovides 'bundled(openssl-libs) < 3.0.8'."
+        ),
+    )
+    a.add_argument("repos", nargs="+", metavar="REPO", help="repository folders or URLs")
+    which = a.add_mutually_exclusive_group(required=True)
+    which.add_argument("--package", metavar="NAME", help="the bundled package")
+    which.add_argument("--cve", metavar="CVE-ID", help="a CVE named by an advisory in the repositories")
+    a.add_argument("--below", metavar="EVR", help="with --package: only versions older than EVR")
+    a.add_argument("--json", action="store_true", help="print JSON for scripts")
+    a.set_defaults(func=_affected)
+
+
+def _outdated(args: argparse.Namespace) -> int:
+    reports = [outdated.check(manifest.load(path)) for path in args.manifests]
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+    else:
+        print(outdated.render(reports))
+    return outdated.REBUILD_DUE if any(r.packages for r in reports) else 0
+
+
+def _affected(args: argparse.Namespace) -> int:
+    if args.below and not args.package:
+        raise UsageError("--below goes with --package")
+    hits = affected.find(args.repos, package=args.package, below=args.below, cve=args.cve)
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], indent=2))
+    elif hits:
+        print("\n".join(h.describe() for h in hits))
+    else:
+        print("no container package is affected")
+    return outdated.REBUILD_DUE if hits else 0

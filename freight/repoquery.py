@@ -1,0 +1,88 @@
+"""Questions asked of repository metadata through dnf's sack: newer versions,
+advisories, and who bundles what. Nothing but metadata is downloaded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from freight.errors import FreightError
+from freight.stage import StageRequest, configure
+
+_ADVISORY_TYPES = {"security", "bugfix", "enhancement", "newpackage"}
+
+
+@dataclass(frozen=True)
+class AdvisoryInfo:
+    id: str
+    type: str
+    severity: str
+    cves: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        severity = f" ({self.severity})" if self.severity and self.severity != "None" else ""
+        cves = f": {', '.join(self.cves)}" if self.cves else ""
+        return f"{self.type}{severity}{cves} [{self.id}]"
+
+
+@contextmanager
+def sack(request: StageRequest) -> Iterator[Any]:
+    """A dnf Base with REQUEST's repositories loaded and no system repository."""
+    import dnf
+    import dnf.exceptions
+
+    with tempfile.TemporaryDirectory(prefix="freight-query-") as root:
+        request.root = root
+        base = dnf.Base()
+        try:
+            configure(base, request)
+            try:
+                base.fill_sack(load_system_repo=False)
+            except dnf.exceptions.RepoError as exc:
+                raise FreightError(f"cannot read repository metadata: {exc}") from None
+            yield base
+        finally:
+            base.close()
+
+
+def advisories_of(pkg: Any) -> list[AdvisoryInfo]:
+    """The advisories that ship exactly PKG."""
+    import hawkey
+
+    out = []
+    for adv in pkg.get_advisories(hawkey.EQ):
+        kind = _type_name(adv.type)
+        cves = tuple(sorted(ref.id for ref in adv.references if ref.type == hawkey.REFERENCE_CVE))
+        out.append(AdvisoryInfo(id=adv.id, type=kind, severity=str(adv.severity or ""), cves=cves))
+    return sorted(out, key=lambda a: a.id)
+
+
+def _type_name(value: int) -> str:
+    import hawkey
+
+    names = {
+        hawkey.ADVISORY_SECURITY: "security",
+        hawkey.ADVISORY_BUGFIX: "bugfix",
+        hawkey.ADVISORY_ENHANCEMENT: "enhancement",
+        hawkey.ADVISORY_NEWPACKAGE: "newpackage",
+    }
+    return names.get(value, "unknown")
+
+
+def evr(pkg: Any) -> str:
+    return f"{pkg.epoch}:{pkg.version}-{pkg.release}" if pkg.epoch else f"{pkg.version}-{pkg.release}"
+
+
+def bundled(pkg: Any) -> dict[str, str]:
+    """PKG's `bundled(NAME) = EVR` provides, as NAME -> EVR."""
+    out = {}
+    for reldep in pkg.provides:
+        text = str(reldep)
+        if text.startswith("bundled(") and ") = " in text:
+            name, version = text[len("bundled(") :].split(") = ", 1)
+            out[name] = version
+    return out

@@ -1,0 +1,144 @@
+"""Update and security visibility with real createrepo_c updateinfo, dnf and rpm.
+
+A repository holds demo-ssl 1.0; a container is built against it; then demo-ssl
+2.0 arrives with a security advisory naming a CVE.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import rpm
+
+from conftest import ROOT, copy_repo, freight, webapp_manifest
+from freight import demorepo, updateinfo
+
+pytestmark = pytest.mark.slow
+
+CVE = "CVE-2026-12345"
+
+
+def fix_demo_ssl(repo: Path) -> None:
+    """demo-ssl 2.0 with a security advisory, as a distribution would publish it."""
+    built = demorepo.build_rpm(ROOT / "tests/specs/demo-ssl.spec", repo, {"version_override": "2.0"})
+    demorepo.createrepo(repo)
+    advisory = updateinfo.Advisory(
+        id="FREIGHT-2026-0001",
+        type="security",
+        severity="Important",
+        title="demo-ssl: fix for a heap overflow",
+        cves=[CVE],
+        packages=[updateinfo.AdvisoryPackage("demo-ssl", 0, "2.0", "1", "noarch", built.name)],
+        issued=datetime.datetime(2026, 11, 1),
+    )
+    updateinfo.add_to_repo(repo, [advisory])
+
+
+@pytest.fixture
+def scenario(demo_repo: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(library repo, manifest, container output folder) with the container built against demo-ssl 1.0."""
+    repo = copy_repo(demo_repo, tmp_path / "repo")
+    manifest = webapp_manifest(tmp_path / "w", repo)
+    manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-ssl]"))
+    out = tmp_path / "w/out"
+    result = freight("build", manifest, "-o", out)
+    assert result.returncode == 0, result.stderr
+    demorepo.createrepo(out)
+    return repo, manifest, out
+
+
+def test_outdated_reports_the_security_fix(scenario: tuple[Path, Path, Path]) -> None:
+    repo, manifest, _ = scenario
+    clean = freight("outdated", manifest)
+    assert clean.returncode == 0, clean.stderr
+    assert "container-webapp" in clean.stdout and "up to date" in clean.stdout
+
+    fix_demo_ssl(repo)
+    due = freight("outdated", manifest)
+    assert due.returncode == 100, due.stderr
+    assert "1 outdated, 1 with security fixes" in due.stdout
+    assert f"demo-ssl  1.0-1 -> 2.0-1  security (Important): {CVE} [FREIGHT-2026-0001]" in due.stdout
+
+    report = json.loads(freight("outdated", "--json", manifest).stdout)
+    assert report[0]["packages"] == [
+        {
+            "name": "demo-ssl",
+            "arch": "noarch",
+            "locked": "1.0-1",
+            "available": "2.0-1",
+            "security": True,
+            "advisories": [{"id": "FREIGHT-2026-0001", "type": "security", "severity": "Important", "cves": [CVE]}],
+        }
+    ]
+
+
+def test_outdated_without_a_lock_is_a_usage_error(tmp_path: Path) -> None:
+    manifest = webapp_manifest(tmp_path, tmp_path / "repo")
+    result = freight("outdated", manifest)
+    assert result.returncode == 2
+    assert "no lock file (manifest.lock); build it once first" in result.stderr
+
+
+def test_affected_by_cve_and_by_version(scenario: tuple[Path, Path, Path]) -> None:
+    repo, _, out = scenario
+    fix_demo_ssl(repo)
+    by_cve = freight("affected", out, repo, "--cve", CVE)
+    assert by_cve.returncode == 100, by_cve.stderr
+    assert "container-webapp-1.0-1.x86_64  bundles demo-ssl 1.0-1  fixed in 2.0-1 by security (Important)" in by_cve.stdout
+
+    below = freight("affected", out, "--package", "demo-ssl", "--below", "2.0", "--json")
+    assert below.returncode == 100
+    assert json.loads(below.stdout) == [
+        {"container": "container-webapp-1.0-1.x86_64", "repo": str(out), "package": "demo-ssl", "bundled": "1.0-1"}
+    ]
+    none = freight("affected", out, "--package", "demo-ssl", "--below", "1.0")
+    assert (none.returncode, none.stdout.strip()) == (0, "no container package is affected")
+    unknown_cve = freight("affected", out, repo, "--cve", "CVE-1999-0001")
+    assert unknown_cve.returncode == 0
+
+
+def test_plain_dnf_answers_the_same_question(scenario: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, _, out = scenario
+    config = tmp_path / "dnf.conf"  # nothing from this machine's dnf setup
+    config.write_text("")
+    proc = subprocess.run(
+        [
+            "dnf", "repoquery", "-q", "--config", config, "--setopt=reposdir=/nonexistent",
+            "--setopt", f"cachedir={tmp_path / 'dnfcache'}", "--releasever=1",
+            f"--repofrompath=containers,{out}", "--repo=containers",
+            "--whatprovides", "bundled(demo-ssl) < 2.0",
+        ],
+        capture_output=True, text=True, check=True,
+    )
+    assert proc.stdout.split() == ["container-webapp-0:1.0-1.x86_64"]
+
+
+def test_update_lock_makes_a_newer_release(scenario: tuple[Path, Path, Path]) -> None:
+    repo, manifest, out = scenario
+    fix_demo_ssl(repo)
+    first = Path(freight("build", manifest, "-o", out).last_line)  # the lock still pins 1.0
+    assert first.name == "container-webapp-1.0-1.x86_64.rpm"
+    rebuilt = freight("build", manifest, "-o", out, "--update-lock")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    second = Path(rebuilt.last_line)
+    assert second.name == "container-webapp-1.0-1.1.x86_64.rpm"
+    assert json.loads(manifest.with_suffix(".lock").read_text())["serial"] == 1
+
+    def evr(path: Path) -> tuple[str, str, str]:
+        ts = rpm.TransactionSet()
+        ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES)
+        with path.open("rb") as f:
+            hdr = ts.hdrFromFdno(f.fileno())
+        return (str(hdr[rpm.RPMTAG_EPOCH] or 0), hdr[rpm.RPMTAG_VERSION], hdr[rpm.RPMTAG_RELEASE])
+
+    assert rpm.labelCompare(evr(second), evr(first)) == 1
+    provides = subprocess.run(["rpm", "-qp", "--provides", second], capture_output=True, text=True, check=True).stdout
+    assert "bundled(demo-ssl) = 2.0-1" in provides and "freight-container(webapp) = 1.0-1.1" in provides
+    # updating the lock again without new packages keeps the release
+    again = freight("build", manifest, "-o", out, "--update-lock")
+    assert Path(again.last_line).name == "container-webapp-1.0-1.1.x86_64.rpm"
+    assert json.loads(manifest.with_suffix(".lock").read_text())["serial"] == 1
