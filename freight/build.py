@@ -20,6 +20,7 @@ from pathlib import Path
 from freight import __version__, lock, package, stage
 from freight import log as flog
 from freight.dirs import cache_dir
+from freight.errors import UsageError
 from freight.manifest import Manifest
 
 log = logging.getLogger("freight.build")
@@ -48,6 +49,8 @@ def host_arch() -> str:
 
 
 def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
+    if os.geteuid() != 0:
+        raise UsageError("freight build needs root: rpm gives the staged files their owners (run it with sudo)")
     arch = manifest.data.get("arch") or host_arch()
     previous = lock.read(manifest.lock_path)
     existing = None if options.update_lock else previous

@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -220,6 +221,26 @@ def _assert_nothing_left(manifest: Path) -> None:
     assert not manifest.with_suffix(".lock").exists()
     stage = Path(os.environ["FREIGHT_CACHE_DIR"]) / "stage"
     assert not stage.exists() or not [p for p in os.listdir(stage) if p.startswith("webapp.")]
+
+
+def test_build_as_an_ordinary_user_is_refused() -> None:
+    with tempfile.TemporaryDirectory() as tmp:  # pytest's own folders are private to root
+        _refused_as_nobody(Path(tmp))
+
+
+def _refused_as_nobody(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    manifest = webapp_manifest(work, tmp_path / "repo")
+    for path in (tmp_path, work):
+        path.chmod(0o755)
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "freight", "build", manifest, "-o", work / "out"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "FREIGHT_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)},
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "freight build needs root" in proc.stderr
+    assert not (work / "out").exists() and not manifest.with_suffix(".lock").exists()
 
 
 def test_unreachable_repository(tmp_path: Path) -> None:
