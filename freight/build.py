@@ -14,6 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,20 +61,14 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
 
     repo_digests = {r.name: lock.repomd_digest(r) for r in manifest.repos}
     if existing is not None and not options.force and options.keep_stage is None:
-        release = existing.release(manifest.release)
-        rpm_path = options.outdir.resolve() / f"{manifest.package_name}-{manifest.version}-{release}.{arch}.rpm"
-        stamp = _Stamp.load(rpm_path)
-        if stamp and stamp.inputs == _inputs_digest(manifest, existing, repo_digests) and stamp.matches(rpm_path):
-            flog.step("%s is up to date", rpm_path.name)
+        rpm_path = rpm_path_for(manifest, existing.release(manifest.release), arch, options)
+        if Stamp.current(rpm_path, _inputs_digest(manifest, existing, repo_digests)):
             return BuildResult(rpm=rpm_path, up_to_date=True, lock=existing)
 
     if not options.gpgcheck:
         log.warning("signature checks are OFF (--nogpgcheck): packages are installed without verifying who made them")
 
-    workdir = cache_dir() / "stage"
-    workdir.mkdir(parents=True, exist_ok=True)
-    buildroot = Path(tempfile.mkdtemp(prefix=f"{manifest.name}.", dir=workdir))
-    try:
+    with staging(manifest, options) as buildroot:
         image_root = buildroot / package.image_dir(manifest.name).lstrip("/")
         image_root.mkdir(parents=True)
         flog.step("Resolving %s from %s", ", ".join(manifest.packages), ", ".join(r.name for r in manifest.repos))
@@ -90,8 +86,8 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             new_lock = previous.updated(manifest.resolution_inputs(), repo_digests, packages)
         else:
             new_lock = lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=packages)
-        _copy_files(manifest, image_root)
-        _write_metadata(manifest, new_lock, buildroot)
+        copy_files(manifest, image_root)
+        write_metadata(manifest, buildroot, new_lock)
         flog.step("Packing %s", manifest.package_name)
         built = package.build_rpm(
             manifest,
@@ -105,7 +101,19 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         if existing is None:
             lock.write(manifest.lock_path, new_lock)
             flog.step("Wrote %s (%d packages)", manifest.lock_path.name, len(packages))
-        _Stamp(_inputs_digest(manifest, new_lock, repo_digests), *_identity(built)).save(built)
+        Stamp.record(built, _inputs_digest(manifest, new_lock, repo_digests))
+    flog.step("Built %s", built)
+    return BuildResult(rpm=built, up_to_date=False, lock=new_lock)
+
+
+@contextmanager
+def staging(manifest: Manifest, options: BuildOptions) -> Iterator[Path]:
+    """A fresh buildroot in freight's cache, removed afterwards whatever happens (or kept on request)."""
+    workdir = cache_dir() / "stage"
+    workdir.mkdir(parents=True, exist_ok=True)
+    buildroot = Path(tempfile.mkdtemp(prefix=f"{manifest.name}.", dir=workdir))
+    try:
+        yield buildroot
     finally:
         if options.keep_stage is not None:
             options.keep_stage.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +122,9 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             log.info("staging root kept at %s", options.keep_stage)
         else:
             shutil.rmtree(buildroot, ignore_errors=True)
-    flog.step("Built %s", built)
-    return BuildResult(rpm=built, up_to_date=False, lock=new_lock)
 
 
-def _copy_files(manifest: Manifest, image_root: Path) -> None:
+def copy_files(manifest: Manifest, image_root: Path) -> None:
     """Copy the manifest's extra files in; like every image builder, they belong to root."""
     for copy in manifest.files:
         dest = image_root / copy.dest.lstrip("/")
@@ -131,21 +137,26 @@ def _copy_files(manifest: Manifest, image_root: Path) -> None:
             os.chmod(dest, copy.mode)
 
 
-def _write_metadata(manifest: Manifest, new_lock: lock.Lock, buildroot: Path) -> None:
+def write_metadata(manifest: Manifest, buildroot: Path, the_lock: lock.Lock | None) -> None:
     """The manifest and lock travel in the RPM as JSON, for the host hook and for audits."""
     meta = buildroot / package.meta_dir(manifest.name).lstrip("/")
     meta.mkdir(parents=True)
     (meta / "manifest.json").write_text(manifest.to_json())
-    (meta / "lock.json").write_text(new_lock.to_json())
+    if the_lock is not None:
+        (meta / "lock.json").write_text(the_lock.to_json())
 
 
 def _inputs_digest(manifest: Manifest, the_lock: lock.Lock, repo_digests: dict[str, str]) -> str:
-    """Everything a build's output depends on, in one digest."""
+    return inputs_digest(manifest, the_lock.to_json(), json.dumps(repo_digests, sort_keys=True))
+
+
+def inputs_digest(manifest: Manifest, *parts: str) -> str:
+    """Everything a build's output depends on, in one digest: freight, the manifest, its files, PARTS."""
     h = hashlib.sha256()
     h.update(__version__.encode())
     h.update(manifest.to_json().encode())
-    h.update(the_lock.to_json().encode())
-    h.update(json.dumps(repo_digests, sort_keys=True).encode())
+    for part in parts:
+        h.update(part.encode())
     h.update((package.templates_dir() / "container.spec.j2").read_bytes())
     for copy in manifest.files:
         for path in sorted(copy.src.rglob("*")) if copy.src.is_dir() else [copy.src]:
@@ -155,13 +166,17 @@ def _inputs_digest(manifest: Manifest, the_lock: lock.Lock, repo_digests: dict[s
     return h.hexdigest()
 
 
+def rpm_path_for(manifest: Manifest, release: str, arch: str, options: BuildOptions) -> Path:
+    return options.outdir.resolve() / f"{manifest.package_name}-{manifest.version}-{release}.{arch}.rpm"
+
+
 def _identity(path: Path) -> tuple[int, int, int]:
     st = path.stat()
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 @dataclass
-class _Stamp:
+class Stamp:
     """What the last build of an RPM was made from, kept in the cache (not beside the RPM)."""
 
     inputs: str
@@ -175,19 +190,19 @@ class _Stamp:
         return cache_dir() / "builds" / f"{key}.json"
 
     @classmethod
-    def load(cls, rpm_path: Path) -> _Stamp | None:
+    def current(cls, rpm_path: Path, inputs: str) -> bool:
+        """Whether RPM_PATH is still the one built from INPUTS (and says so)."""
         try:
-            return cls(**json.loads(cls._path(rpm_path).read_text()))
+            stamp = cls(**json.loads(cls._path(rpm_path).read_text()))
+            fresh = stamp.inputs == inputs and (stamp.size, stamp.mtime_ns, stamp.inode) == _identity(rpm_path)
         except (OSError, ValueError, TypeError):
-            return None
-
-    def matches(self, rpm_path: Path) -> bool:
-        try:
-            return (self.size, self.mtime_ns, self.inode) == _identity(rpm_path)
-        except OSError:
             return False
+        if fresh:
+            flog.step("%s is up to date", rpm_path.name)
+        return fresh
 
-    def save(self, rpm_path: Path) -> None:
-        path = self._path(rpm_path)
+    @classmethod
+    def record(cls, rpm_path: Path, inputs: str) -> None:
+        path = cls._path(rpm_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self)))
+        path.write_text(json.dumps(asdict(cls(inputs, *_identity(rpm_path)))))
