@@ -41,7 +41,7 @@ class BuildOptions:
 class BuildResult:
     rpm: Path
     up_to_date: bool
-    lock: lock.Lock
+    lock: lock.Lock | None  # a derivative of files only has none
 
 
 def host_arch() -> str:
@@ -53,6 +53,10 @@ def host_arch() -> str:
 def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     if os.geteuid() != 0:
         raise UsageError("freight build needs root: rpm gives the staged files their owners (run it with sudo)")
+    if manifest.base is not None:
+        from freight import overlay
+
+        return overlay.build(manifest, options)
     arch = manifest.data.get("arch") or host_arch()
     previous = lock.read(manifest.lock_path)
     existing = None if options.update_lock else previous

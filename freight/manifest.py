@@ -73,7 +73,20 @@ class Manifest:
 
     @property
     def packages(self) -> list[str]:
-        return self.data["packages"]
+        return self.data.get("packages", [])
+
+    @property
+    def base(self) -> str | None:
+        """The container this one derives from, for a derivative."""
+        return self.data.get("base")
+
+    @property
+    def base_requirement(self) -> str | None:
+        """The RPM dependency on the base container, e.g. `container-webapp >= 1.0`."""
+        if self.base is None:
+            return None
+        constraint = self.data.get("base_version")
+        return f"container-{self.base}" + (f" {constraint}" if constraint else "")
 
     @property
     def run(self) -> dict[str, Any]:
@@ -96,6 +109,28 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2, sort_keys=True) + "\n"
+
+
+def merge_run(base: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
+    """A derivative's `run` over its base's: its keys win, mappings (environment, limits)
+    merge key by key, and lists (state, ports, after) keep the base's entries and add
+    the derivative's — except `command`, which is one command and is replaced whole."""
+    merged = dict(base)
+    for key, value in derived.items():
+        old = merged.get(key)
+        if key == "command":
+            merged[key] = list(value)
+        elif isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = merge_run(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            merged[key] = old + [item for item in value if item not in old]
+        else:
+            merged[key] = value
+    if derived.get("boot"):
+        merged.pop("command", None)  # booting replaces the base's command
+    if derived.get("command"):
+        merged.pop("boot", None)
+    return merged
 
 
 def load(path: str | Path) -> Manifest:
@@ -243,7 +278,7 @@ class _Checker:
             missing = error.message.split("'")[1]
             if (at, missing) in self.suggested:
                 return  # the misspelt key was already reported with this suggestion
-            sub = (schema.get("properties") or {}).get(missing, {})
+            sub = ((_schema_at(at) or {}).get("properties") or {}).get(missing, {})
             what = sub.get("description")
             self.add(at, f"missing required key '{missing}'" + (f" ({what})" if what else ""))
         elif error.validator == "type":
@@ -257,7 +292,9 @@ class _Checker:
             self.add(at, error.message)
 
     def _semantics(self, data: dict[str, Any]) -> None:
-        names = [r["name"] for r in data["repos"]]
+        if data.get("base") == data["name"]:
+            self.add(("base",), "a container cannot derive from itself")
+        names = [r["name"] for r in data.get("repos", [])]
         for i, name in enumerate(names):
             if name in names[:i]:
                 self.add(("repos", i, "name"), f"repository '{name}' is listed twice")
@@ -325,7 +362,7 @@ def _normalize(path: Path, data: dict[str, Any], lines: dict[KeyPath, int]) -> M
             gpgkey=_resolve_url(base, r["gpgkey"]) if r.get("gpgkey") else None,
             gpgcheck=r.get("gpgcheck", bool(r.get("gpgkey"))),
         )
-        for r in data["repos"]
+        for r in data.get("repos", [])
     )
     files = tuple(
         FileCopy(

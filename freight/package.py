@@ -23,6 +23,7 @@ from freight.run import run
 from freight.stage import LockedPackage
 
 IMAGES_DIR = "/var/lib/freight/images"
+OVERLAYS_DIR = "/var/lib/freight/overlays"
 META_DIR = "/usr/share/freight/containers"
 # zstd at its default level, on all cores: the floor freight is measured against is `zstd -T0`.
 PAYLOAD = "w3T0.zstdio"
@@ -34,6 +35,10 @@ _UNLISTABLE = '"\\\n\r[]*?{}'
 
 def image_dir(name: str) -> str:
     return f"{IMAGES_DIR}/{name}"
+
+
+def overlay_dir(name: str) -> str:
+    return f"{OVERLAYS_DIR}/{name}"
 
 
 def meta_dir(name: str) -> str:
@@ -130,7 +135,7 @@ def write_filelist(buildroot: Path, image_root: Path, out: Path) -> int:
 
 def _owned_dir(rel: str) -> bool:
     """The RPM owns its image and metadata trees, not the host's /var, /usr …"""
-    return any(rel.startswith(top + "/") for top in (IMAGES_DIR, META_DIR))
+    return any(rel.startswith(top + "/") for top in (IMAGES_DIR, OVERLAYS_DIR, META_DIR))
 
 
 def build_rpm(
@@ -142,7 +147,10 @@ def build_rpm(
     source_date_epoch: int,
     arch: str,
 ) -> Path:
-    """rpmbuild the staged BUILDROOT into OUTDIR; the RPM appears there whole or not at all."""
+    """rpmbuild the staged BUILDROOT into OUTDIR; the RPM appears there whole or not at all.
+
+    Owner names come from the image's /etc/passwd; a derivative's overlay has none,
+    and its files (copied by freight) all belong to root."""
     image_root = buildroot / image_dir(manifest.name).lstrip("/")
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="freight-rpmbuild-", dir=buildroot.parent) as top_s, tempfile.TemporaryDirectory(
@@ -169,6 +177,9 @@ def build_rpm(
                 bundled=sorted(bundled, key=lambda p: p.name),
                 payload=PAYLOAD,
                 image_dir=image_dir(manifest.name),
+                overlay_dir=overlay_dir(manifest.name),
+                base=manifest.base,
+                base_requirement=manifest.base_requirement,
                 filelist=filelist,
             )
         )

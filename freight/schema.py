@@ -111,7 +111,13 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     "description": "A container built by `freight build` into the RPM container-NAME.",
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "version", "summary", "license", "repos", "packages"],
+    "required": ["name", "version", "summary", "license"],
+    "allOf": [
+        # A container needs packages from repositories; a derivative may consist of files only.
+        {"if": {"not": {"required": ["base"]}}, "then": {"required": ["repos", "packages"]}},
+        {"if": {"required": ["packages"]}, "then": {"required": ["repos"]}},
+        {"if": {"required": ["base_version"]}, "then": {"required": ["base"]}},
+    ],
     "properties": {
         "format": {"const": 1, "description": "the manifest format version, 1"},
         "name": _str(
@@ -169,6 +175,14 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             },
         ),
         "run": RUN_SCHEMA,
+        "base": _str(
+            "the name of the container this one derives from: its files are laid over that container's root",
+            NAME_RE,
+        ),
+        "base_version": _str(
+            "a version constraint on the base container such as '>= 1.0' or '= 1.0-1'",
+            r"^(<|<=|=|>=|>) ?[A-Za-z0-9][A-Za-z0-9._+~^:-]{0,127}$",
+        ),
     },
 }
 

@@ -59,6 +59,10 @@ CASES = [
     ("env-name", GOOD + "run:\n  environment:\n    BAD-NAME: x\n", "manifest.yaml:11: run.environment.BAD-NAME: expected an environment variable name"),
     ("memory-limit", GOOD + "run:\n  limits:\n    memory: lots\n", "manifest.yaml:11: run.limits.memory: expected a size such as 512M"),
     ("weak-deps-type", GOOD + "install_weak_deps: sometimes\n", "install_weak_deps: expected true or false"),
+    ("own-base", GOOD + "base: webapp\n", "base: a container cannot derive from itself"),
+    ("base-version-without-base", GOOD + "base_version: '>= 1.0'\n", "missing required key 'base' (the name of the container this one derives from"),
+    ("bad-base-version", GOOD + "base: web\nbase_version: 'newest'\n", "base_version: expected a version constraint"),
+    ("derivative-packages-without-repos", "name: site\nversion: '1'\nsummary: s\nlicense: MIT\nbase: webapp\npackages: [x]\n", "missing required key 'repos'"),
     ("ports-without-network", GOOD + "run:\n  ports: ['8080:80']\n", "run.ports: publishing ports needs a private network"),
 ]
 
@@ -126,5 +130,7 @@ def test_schema_command_prints_json_schema() -> None:
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     assert schema["$schema"].endswith("2020-12/schema")
-    assert set(schema["required"]) >= {"name", "version", "summary", "license", "repos", "packages"}
+    assert set(schema["required"]) == {"name", "version", "summary", "license"}
+    # repos and packages are required unless the manifest derives from a base
+    assert {"if": {"not": {"required": ["base"]}}, "then": {"required": ["repos", "packages"]}} in schema["allOf"]
     assert "autostart" in schema["properties"]["run"]["properties"]

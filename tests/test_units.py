@@ -84,3 +84,24 @@ def test_relative_baseurls_resolve_against_the_manifest(tmp_path: Path, written:
 def test_absolute_urls_pass_through() -> None:
     for url in ("https://example.invalid/repo", "file:///srv/repo"):
         assert manifest._resolve_url(Path("/x"), url) == url
+
+
+def test_run_merge_derivative_wins_and_lists_merge() -> None:
+    base = {
+        "command": ["/usr/bin/httpd", "-f"],
+        "environment": {"LANG": "C", "MODE": "dev"},
+        "state": ["/var/lib/app"],
+        "limits": {"memory": "256M", "tasks": 64},
+        "read_only": True,
+    }
+    derived = {"environment": {"MODE": "prod"}, "state": ["/var/log/app", "/var/lib/app"], "limits": {"memory": "1G"}, "read_only": False}
+    assert manifest.merge_run(base, derived) == {
+        "command": ["/usr/bin/httpd", "-f"],
+        "environment": {"LANG": "C", "MODE": "prod"},
+        "state": ["/var/lib/app", "/var/log/app"],
+        "limits": {"memory": "1G", "tasks": 64},
+        "read_only": False,
+    }
+    assert manifest.merge_run(base, {"command": ["/bin/sh"]})["command"] == ["/bin/sh"]
+    assert "command" not in manifest.merge_run(base, {"boot": True})
+    assert base["environment"] == {"LANG": "C", "MODE": "dev"}  # the base is left alone

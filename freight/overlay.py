@@ -1,0 +1,49 @@
+"""Building a derivative: a configuration overlay on a base container.
+
+A derivative (`base: NAME` in its manifest) ships only its own files, under
+/var/lib/freight/overlays/NAME2/, and requires the base container's package.
+No dnf run is needed and nothing of the base is copied: on a host, its
+instance is a clone of the base's image with the overlay laid over it.
+"""
+
+from __future__ import annotations
+
+from freight import log as flog
+from freight import package
+from freight.build import BuildOptions, BuildResult, Stamp, copy_files, inputs_digest, rpm_path_for, staging, write_metadata
+from freight.errors import UsageError
+from freight.manifest import Manifest
+
+ARCH = "noarch"  # configuration files only
+
+
+def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
+    if manifest.packages:
+        raise UsageError(
+            f"{manifest.path}: a derivative that installs packages on its base (a layer) is not supported yet; "
+            "list only files, or build a container of its own"
+        )
+    if options.update_lock:
+        raise UsageError(f"{manifest.path}: a derivative of files only has no packages, so no lock to update")
+    rpm_path = rpm_path_for(manifest, manifest.release, ARCH, options)
+    digest = inputs_digest(manifest, manifest.base_requirement or "")
+    if not options.force and options.keep_stage is None and Stamp.current(rpm_path, digest):
+        return BuildResult(rpm=rpm_path, up_to_date=True, lock=None)
+    with staging(manifest, options) as buildroot:
+        overlay_root = buildroot / package.overlay_dir(manifest.name).lstrip("/")
+        overlay_root.mkdir(parents=True)
+        copy_files(manifest, overlay_root)
+        write_metadata(manifest, buildroot, None)
+        flog.step("Packing %s, a derivative of %s", manifest.package_name, manifest.base)
+        built = package.build_rpm(manifest, manifest.release, [], buildroot, options.outdir.resolve(), _source_date(manifest), ARCH)
+        Stamp.record(built, digest)
+    flog.step("Built %s", built)
+    return BuildResult(rpm=built, up_to_date=False, lock=None)
+
+
+def _source_date(manifest: Manifest) -> int:
+    """The newest of the manifest and its files: rebuilding unchanged sources gives the same timestamps."""
+    paths = [manifest.path]
+    for copy in manifest.files:
+        paths += [copy.src, *copy.src.rglob("*")] if copy.src.is_dir() else [copy.src]
+    return int(max(p.lstat().st_mtime for p in paths))
