@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from freight.errors import FreightError
-from freight.stage import StageRequest, configure
+from freight.stage import StageRequest, open_base
 
 _ADVISORY_TYPES = {"security", "bugfix", "enhancement", "newpackage"}
 
@@ -31,22 +30,11 @@ class AdvisoryInfo:
 
 @contextmanager
 def sack(request: StageRequest) -> Iterator[Any]:
-    """A dnf Base with REQUEST's repositories loaded and no system repository."""
-    import dnf
-    import dnf.exceptions
-
+    """A dnf Base with REQUEST's repositories loaded, over an empty installroot of its own."""
     with tempfile.TemporaryDirectory(prefix="freight-query-") as root:
         request.root = root
-        base = dnf.Base()
-        try:
-            configure(base, request)
-            try:
-                base.fill_sack(load_system_repo=False)
-            except dnf.exceptions.RepoError as exc:
-                raise FreightError(f"cannot read repository metadata: {exc}") from None
+        with open_base(request) as base:
             yield base
-        finally:
-            base.close()
 
 
 def advisories_of(pkg: Any) -> list[AdvisoryInfo]:

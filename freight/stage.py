@@ -17,6 +17,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,19 +134,32 @@ def _package_parent() -> str:
 # --- the child ---------------------------------------------------------------
 
 
-def _child(request: StageRequest) -> list[LockedPackage]:
+@contextmanager
+def open_base(request: StageRequest, system_repo: bool = False) -> Iterator[Any]:
+    """A dnf Base set up for REQUEST with its repositories' metadata loaded; closed afterwards.
+
+    With SYSTEM_REPO, the installroot's own rpm database counts as installed."""
     import dnf
     import dnf.exceptions
-
-    from freight.dnfprogress import DownloadProgress, TransactionProgress
 
     base = dnf.Base()
     try:
         configure(base, request)
         try:
-            base.fill_sack(load_system_repo=False)
+            base.fill_sack(load_system_repo=system_repo)
         except dnf.exceptions.RepoError as exc:
             raise FreightError(f"cannot read repository metadata: {exc}") from None
+        yield base
+    finally:
+        base.close()
+
+
+def _child(request: StageRequest) -> list[LockedPackage]:
+    import dnf.exceptions
+
+    from freight.dnfprogress import DownloadProgress, TransactionProgress
+
+    with open_base(request) as base:
         if request.locked is not None:
             _select_locked(base, request.locked)
         else:
@@ -174,8 +189,6 @@ def _child(request: StageRequest) -> list[LockedPackage]:
             raise FreightError(f"the rpm transaction failed: {exc}") from None
         finally:
             display.close()
-    finally:
-        base.close()
     scrub(Path(request.root))
     return locked
 
