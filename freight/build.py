@@ -24,6 +24,7 @@ from freight import log as flog
 from freight.dirs import cache_dir
 from freight.errors import UsageError
 from freight.manifest import Manifest
+from freight.stage import LockedPackage
 
 log = logging.getLogger("freight.build")
 
@@ -44,6 +45,17 @@ class BuildResult:
     lock: lock.Lock | None  # a derivative of files only has none
 
 
+@dataclass
+class Staged:
+    """What staging put into the buildroot, as the rest of the pipeline needs it."""
+
+    packages: list[LockedPackage]  # installed by this build: its bundled() provides
+    arch: str
+    owners: package.Owners  # the names of the staged files' owners
+    base: LockedPackage | None = None  # a layer's base container package
+    base_requirement: str | None = None  # a layer's Requires on it
+
+
 def host_arch() -> str:
     import rpm
 
@@ -51,13 +63,14 @@ def host_arch() -> str:
 
 
 def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
+    """Build MANIFEST's RPM: a container, a layer on a base (`base` and `packages`),
+    or a derivative of files only (freight.overlay); locked, and not at all when up to date."""
     if os.geteuid() != 0:
         raise UsageError("freight build needs root: rpm gives the staged files their owners (run it with sudo)")
-    if manifest.base is not None:
+    if manifest.base is not None and not manifest.packages:
         from freight import overlay
 
         return overlay.build(manifest, options)
-    arch = manifest.data.get("arch") or host_arch()
     previous = lock.read(manifest.lock_path)
     existing = None if options.update_lock else previous
     if existing is not None:
@@ -65,7 +78,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
 
     repo_digests = {r.name: lock.repomd_digest(r) for r in manifest.repos}
     if existing is not None and not options.force and options.keep_stage is None:
-        rpm_path = rpm_path_for(manifest, existing.release(manifest.release), arch, options)
+        rpm_path = rpm_path_for(manifest, existing.release(manifest.release), _arch(manifest, existing), options)
         if Stamp.current(rpm_path, _inputs_digest(manifest, existing, repo_digests)):
             return BuildResult(rpm=rpm_path, up_to_date=True, lock=existing)
 
@@ -73,41 +86,61 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         log.warning("signature checks are OFF (--nogpgcheck): packages are installed without verifying who made them")
 
     with staging(manifest, options) as buildroot:
-        image_root = buildroot / package.image_dir(manifest.name).lstrip("/")
-        image_root.mkdir(parents=True)
-        flog.step("Resolving %s from %s", ", ".join(manifest.packages), ", ".join(r.name for r in manifest.repos))
-        packages = stage.install(
-            stage.StageRequest.for_manifest(
-                manifest,
-                image_root,
-                gpgcheck=options.gpgcheck,
-                locked=[asdict(p) for p in existing.packages] if existing else None,
-            )
-        )
+        if manifest.base is not None:
+            from freight import layer
+
+            staged = layer.stage(manifest, buildroot, options, existing)
+        else:
+            staged = _stage_image(manifest, buildroot, options, existing)
         if existing is not None:
             new_lock = existing
         elif previous is not None:
-            new_lock = previous.updated(manifest.resolution_inputs(), repo_digests, packages)
+            new_lock = previous.updated(manifest.resolution_inputs(), repo_digests, staged.packages, staged.base)
         else:
-            new_lock = lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=packages)
-        copy_files(manifest, image_root)
+            new_lock = lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=staged.packages, base=staged.base)
         write_metadata(manifest, buildroot, new_lock)
         flog.step("Packing %s", manifest.package_name)
         built = package.build_rpm(
             manifest,
             new_lock.release(manifest.release),
-            packages,
+            staged.packages,
             buildroot,
             options.outdir.resolve(),
             new_lock.source_date_epoch,
-            arch,
+            staged.arch,
+            owners=staged.owners,
+            base_requirement=staged.base_requirement,
         )
         if existing is None:
             lock.write(manifest.lock_path, new_lock)
-            flog.step("Wrote %s (%d packages)", manifest.lock_path.name, len(packages))
+            flog.step("Wrote %s (%d packages)", manifest.lock_path.name, len(new_lock.pinned))
         Stamp.record(built, _inputs_digest(manifest, new_lock, repo_digests))
     flog.step("Built %s", built)
     return BuildResult(rpm=built, up_to_date=False, lock=new_lock)
+
+
+def _arch(manifest: Manifest, the_lock: lock.Lock) -> str:
+    """A layer has its base's architecture; a container the manifest's, or the build host's."""
+    if the_lock.base is not None:
+        return the_lock.base.arch
+    return manifest.data.get("arch") or host_arch()
+
+
+def _stage_image(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: lock.Lock | None) -> Staged:
+    """A container's whole root filesystem: its packages installed with dnf, then its files."""
+    image_root = buildroot / package.image_dir(manifest.name).lstrip("/")
+    image_root.mkdir(parents=True)
+    flog.step("Resolving %s from %s", ", ".join(manifest.packages), ", ".join(r.name for r in manifest.repos))
+    packages = stage.install(
+        stage.StageRequest.for_manifest(
+            manifest,
+            image_root,
+            gpgcheck=options.gpgcheck,
+            locked=[asdict(p) for p in existing.packages] if existing else None,
+        )
+    )
+    copy_files(manifest, image_root)
+    return Staged(packages=packages, arch=manifest.data.get("arch") or host_arch(), owners=package.Owners.of(image_root))
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """The lock file: the exact package set a manifest resolved to.
 
 `manifest.lock` sits beside `manifest.yaml`. It pins every package by NEVRA
-and checksum, records what the manifest asked for when it was resolved (so a
+and checksum (a layer's lock also pins the base container package it was
+built on), records what the manifest asked for when it was resolved (so a
 changed manifest is noticed rather than silently built from a stale set), the
 repositories' metadata digests, and `source_date_epoch`, the newest build time
 among the locked packages, to which every timestamp in the RPM is clamped.
@@ -34,19 +35,30 @@ class Lock:
     # How many times --update-lock changed the package set: the container's
     # release gets it as a suffix, so every such rebuild is an upgrade for hosts.
     serial: int = 0
+    # A layer's base: the exact container package its packages were installed on.
+    base: LockedPackage | None = None
 
     def release(self, manifest_release: str) -> str:
         """The container's release: the manifest's, plus `.SERIAL` once the lock was updated."""
         return manifest_release if self.serial == 0 else f"{manifest_release}.{self.serial}"
 
-    def updated(self, inputs: dict[str, Any], repos: dict[str, str], packages: list[LockedPackage]) -> Lock:
-        """The lock --update-lock writes: the serial moves on only when the packages changed."""
-        changed = [asdict(p) for p in packages] != [asdict(p) for p in self.packages]
-        return Lock(inputs=inputs, repos=repos, packages=packages, serial=self.serial + changed)
+    def updated(
+        self, inputs: dict[str, Any], repos: dict[str, str], packages: list[LockedPackage], base: LockedPackage | None = None
+    ) -> Lock:
+        """The lock --update-lock writes: the serial moves on only when the packages (or the base) changed."""
+        new = Lock(inputs=inputs, repos=repos, packages=packages, serial=self.serial, base=base)
+        new.serial += [asdict(p) for p in new.pinned] != [asdict(p) for p in self.pinned]
+        return new
+
+    @property
+    def pinned(self) -> list[LockedPackage]:
+        """Every package the lock pins: the installed ones, and a layer's base."""
+        return self.packages + ([self.base] if self.base else [])
 
     @property
     def source_date_epoch(self) -> int:
-        return max(p.buildtime for p in self.packages)
+        """The newest build time among the pinned packages (a layer may add none, but has its base)."""
+        return max(p.buildtime for p in self.pinned)
 
     def to_json(self) -> str:
         doc = {
@@ -57,6 +69,8 @@ class Lock:
             "source_date_epoch": self.source_date_epoch,
             "packages": [asdict(p) for p in self.packages],
         }
+        if self.base is not None:
+            doc["base"] = asdict(self.base)
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -76,6 +90,7 @@ def read(path: Path) -> Lock | None:
             repos=doc["repos"],
             packages=[LockedPackage(**p) for p in doc["packages"]],
             serial=int(doc.get("serial", 0)),
+            base=LockedPackage(**doc["base"]) if doc.get("base") else None,
         )
     except (KeyError, TypeError) as exc:
         raise UsageError(f"{path}: malformed lock file (missing {exc}); run with --update-lock") from None

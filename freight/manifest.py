@@ -97,8 +97,10 @@ class Manifest:
         return self.path.with_suffix(".lock")
 
     def resolution_inputs(self) -> dict[str, Any]:
-        """What decides the resolved package set; a lock records it to notice drift."""
-        return {
+        """What decides the resolved package set; a lock records it to notice drift.
+
+        A layer's lock also depends on which base it is built on."""
+        inputs = {
             "repos": [{"name": r["name"], "baseurl": r["baseurl"]} for r in self.data["repos"]],
             "packages": sorted(self.data["packages"]),
             "exclude": sorted(self.data.get("exclude", [])),
@@ -106,6 +108,10 @@ class Manifest:
             "releasever": self.data.get("releasever"),
             "arch": self.data.get("arch"),
         }
+        if self.base is not None:
+            inputs["base"] = self.base
+            inputs["base_version"] = self.data.get("base_version")
+        return inputs
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2, sort_keys=True) + "\n"

@@ -3,7 +3,8 @@
 A derivative (`base: NAME` in its manifest) ships only its own files, under
 /var/lib/freight/overlays/NAME2/, and requires the base container's package.
 No dnf run is needed and nothing of the base is copied: on a host, its
-instance is a clone of the base's image with the overlay laid over it.
+instance is a clone of the base's image with the overlay laid over it. (A
+derivative that also installs packages is a layer: freight.layer.)
 """
 
 from __future__ import annotations
@@ -18,11 +19,6 @@ ARCH = "noarch"  # configuration files only
 
 
 def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
-    if manifest.packages:
-        raise UsageError(
-            f"{manifest.path}: a derivative that installs packages on its base (a layer) is not supported yet; "
-            "list only files, or build a container of its own"
-        )
     if options.update_lock:
         raise UsageError(f"{manifest.path}: a derivative of files only has no packages, so no lock to update")
     rpm_path = rpm_path_for(manifest, manifest.release, ARCH, options)
@@ -35,7 +31,17 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         copy_files(manifest, overlay_root)
         write_metadata(manifest, buildroot, None)
         flog.step("Packing %s, a derivative of %s", manifest.package_name, manifest.base)
-        built = package.build_rpm(manifest, manifest.release, [], buildroot, options.outdir.resolve(), _source_date(manifest), ARCH)
+        built = package.build_rpm(
+            manifest,
+            manifest.release,
+            [],
+            buildroot,
+            options.outdir.resolve(),
+            _source_date(manifest),
+            ARCH,
+            owners=package.Owners.root_only(),
+            base_requirement=manifest.base_requirement,
+        )
         Stamp.record(built, digest)
     flog.step("Built %s", built)
     return BuildResult(rpm=built, up_to_date=False, lock=None)

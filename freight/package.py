@@ -75,6 +75,11 @@ class Owners:
     def of(cls, root: Path) -> Owners:
         return cls(users=_id_map(root / "etc/passwd"), groups=_id_map(root / "etc/group"))
 
+    @classmethod
+    def root_only(cls) -> Owners:
+        """For trees whose every file freight copied, and so belongs to root."""
+        return cls(users={0: "root"}, groups={0: "root"})
+
     def attr(self, st: os.stat_result, rel: str) -> str:
         if st.st_uid == 0 and st.st_gid == 0:
             return ""
@@ -109,9 +114,8 @@ def _quote(rel: str) -> str:
     return '"' + rel.replace("%", "%%") + '"'
 
 
-def write_filelist(buildroot: Path, image_root: Path, out: Path) -> int:
-    """List every path under the buildroot; return the count. Owners come from the image's passwd."""
-    owners = Owners.of(image_root)
+def write_filelist(buildroot: Path, owners: Owners, out: Path) -> int:
+    """List every path under the buildroot; return the count. Owners are named as OWNERS says."""
     count = 0
     with out.open("w") as f:
         for dirpath, dirnames, filenames in os.walk(buildroot):
@@ -146,19 +150,22 @@ def build_rpm(
     outdir: Path,
     source_date_epoch: int,
     arch: str,
+    *,
+    owners: Owners,
+    base_requirement: str | None = None,
 ) -> Path:
     """rpmbuild the staged BUILDROOT into OUTDIR; the RPM appears there whole or not at all.
 
-    Owner names come from the image's /etc/passwd; a derivative's overlay has none,
-    and its files (copied by freight) all belong to root."""
-    image_root = buildroot / image_dir(manifest.name).lstrip("/")
+    OWNERS names the files' owners: the container's own /etc/passwd and /etc/group
+    (for a layer, its base's as its packages left them), never the build host's.
+    A derivative Requires BASE_REQUIREMENT."""
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="freight-rpmbuild-", dir=buildroot.parent) as top_s, tempfile.TemporaryDirectory(
         prefix=f".{manifest.package_name}.", dir=outdir
     ) as out_tmp_s:
         top = Path(top_s)
         filelist = top / "files.list"
-        count = write_filelist(buildroot, image_root, filelist)
+        count = write_filelist(buildroot, owners, filelist)
         spec = top / f"{manifest.package_name}.spec"
         spec.write_text(
             render(
@@ -179,7 +186,7 @@ def build_rpm(
                 image_dir=image_dir(manifest.name),
                 overlay_dir=overlay_dir(manifest.name),
                 base=manifest.base,
-                base_requirement=manifest.base_requirement,
+                base_requirement=base_requirement,
                 filelist=filelist,
             )
         )

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,13 @@ class StageRequest:
     gpgcheck: bool = True
     locked: list[dict[str, Any]] | None = None
     verbosity: int = flog.NORMAL
+    # The root already holds a system with its own rpm database (a base container's
+    # image, for a layer): dnf loads it as the installed system, resolves against what
+    # is there and adds to it.
+    on_installed: bool = False
+    # Only download and verify `packages`, each "NAME" or "NAME OP EVR" (the newest
+    # match, or the locked one): no dependencies, nothing installed. See fetch().
+    fetch_only: bool = False
 
     @classmethod
     def for_manifest(cls, manifest: Manifest, root: Path, **options: Any) -> StageRequest:
@@ -95,7 +102,22 @@ class StageRequest:
 
 
 def install(request: StageRequest) -> list[LockedPackage]:
-    """Run dnf in a child process; return the installed packages, sorted by name.
+    """Run dnf in a child process; return the installed packages, sorted by name."""
+    return [LockedPackage(**p) for p in _run_child(request)["packages"]]
+
+
+def fetch(request: StageRequest) -> list[tuple[LockedPackage, Path]]:
+    """Download REQUEST's packages, signature-checked as for an install; return each with its file.
+
+    A layer needs its base container's package as a file, to lay its image down
+    with rpm; it comes through the same dnf setup (repositories, cache, gpgcheck)
+    as every package a container installs. The files stay in freight's cache."""
+    result = _run_child(replace(request, fetch_only=True))
+    return [(LockedPackage(**p), Path(f)) for p, f in zip(result["packages"], result["files"])]
+
+
+def _run_child(request: StageRequest) -> dict[str, Any]:
+    """Run `python -m freight.stage` on REQUEST; return its result document.
 
     The child's errors come back as a JSON file, so they keep their class
     (a manifest problem exits 2, a broken repository 1) and their message.
@@ -120,8 +142,7 @@ def install(request: StageRequest) -> list[LockedPackage]:
                 cls = UsageError if result.get("usage") else FreightError
                 raise cls(result["error"]) from None
             raise FreightError(f"dnf stopped with exit code {exc.returncode} while installing into {request.root}") from None
-        result = json.loads(res.read_text())
-    return [LockedPackage(**p) for p in result["packages"]]
+        return json.loads(res.read_text())
 
 
 def _package_parent() -> str:
@@ -154,43 +175,71 @@ def open_base(request: StageRequest, system_repo: bool = False) -> Iterator[Any]
         base.close()
 
 
-def _child(request: StageRequest) -> list[LockedPackage]:
+def _child(request: StageRequest) -> dict[str, Any]:
     import dnf.exceptions
 
     from freight.dnfprogress import DownloadProgress, TransactionProgress
 
-    with open_base(request) as base:
-        if request.locked is not None:
-            _select_locked(base, request.locked)
-        else:
-            _select(base, request.packages)
-        try:
-            base.resolve()
-        except dnf.exceptions.DepsolveError as exc:
-            raise UsageError(f"the packages cannot be installed together:\n  {exc}") from None
-        pkgs = sorted(base.transaction.install_set, key=lambda p: (p.name, p.arch))
-        if request.locked is not None:
-            _check_complete(pkgs, request.locked)
+    with open_base(request, system_repo=request.on_installed) as base:
+        pkgs = _pick(base, request) if request.fetch_only else _resolve(base, request)
         locked = [_describe(p) for p in pkgs]
-        os.environ["SOURCE_DATE_EPOCH"] = str(max(p.buildtime for p in locked))
-
-        flog.step("Downloading %d packages", len(pkgs))
-        try:
-            base.download_packages(pkgs, progress=DownloadProgress())
-        except dnf.exceptions.Error as exc:
-            raise FreightError(f"downloading packages failed:\n  {exc}") from None
-        if request.gpgcheck:
-            _check_signatures(base, pkgs)
-        flog.step("Installing %d packages into the staging root", len(pkgs))
-        display = TransactionProgress(len(pkgs))
-        try:
-            base.do_transaction(display=display)
-        except dnf.exceptions.Error as exc:
-            raise FreightError(f"the rpm transaction failed: {exc}") from None
-        finally:
-            display.close()
+        if pkgs:
+            flog.step("Downloading %d packages", len(pkgs))
+            try:
+                base.download_packages(pkgs, progress=DownloadProgress())
+            except dnf.exceptions.Error as exc:
+                raise FreightError(f"downloading packages failed:\n  {exc}") from None
+            if request.gpgcheck:
+                _check_signatures(base, pkgs)
+        if request.fetch_only:
+            return {"packages": [asdict(p) for p in locked], "files": [p.localPkg() for p in pkgs]}
+        if pkgs:
+            os.environ["SOURCE_DATE_EPOCH"] = str(max(p.buildtime for p in locked))
+            flog.step("Installing %d packages into the staging root", len(pkgs))
+            display = TransactionProgress(len(pkgs))
+            try:
+                base.do_transaction(display=display)
+            except dnf.exceptions.Error as exc:
+                raise FreightError(f"the rpm transaction failed: {exc}") from None
+            finally:
+                display.close()
     scrub(Path(request.root))
-    return locked
+    return {"packages": [asdict(p) for p in locked]}
+
+
+def _resolve(base: Any, request: StageRequest) -> list[Any]:
+    """Mark the request's packages (or exactly the locked ones) and resolve: what dnf will install."""
+    import dnf.exceptions
+
+    if request.locked is not None:
+        for pkg in _find_locked(base, request.locked):
+            base.package_install(pkg, strict=True)
+    else:
+        _select(base, request.packages)
+    try:
+        base.resolve()
+    except dnf.exceptions.DepsolveError as exc:
+        raise UsageError(f"the packages cannot be installed together:\n  {exc}") from None
+    pkgs = sorted(base.transaction.install_set, key=lambda p: (p.name, p.arch))
+    if request.locked is not None:
+        _check_complete(pkgs, request.locked)
+    return pkgs
+
+
+def _pick(base: Any, request: StageRequest) -> list[Any]:
+    """The packages to fetch: the locked ones, else the newest match of each "NAME [OP EVR]"."""
+    if request.locked is not None:
+        return _find_locked(base, request.locked)
+    query = base.sack.query().available()
+    pkgs = []
+    for spec in request.packages:
+        matches = sorted(query.filter(name=spec.split()[0]).filter(provides=spec).latest(), key=lambda p: p.arch)
+        if not matches:
+            raise UsageError(f"no package in the manifest's repositories is {spec}")
+        if len(matches) > 1:
+            raise UsageError(f"{spec} is ambiguous: {', '.join(map(str, matches))}; set the manifest's arch")
+        pkgs += matches
+    return pkgs
 
 
 def configure(base: Any, request: StageRequest) -> None:
@@ -249,9 +298,10 @@ def _select(base: Any, specs: list[str]) -> None:
         raise UsageError(f"no package in the manifest's repositories provides: {', '.join(missing)}")
 
 
-def _select_locked(base: Any, locked: list[dict[str, Any]]) -> None:
+def _find_locked(base: Any, locked: list[dict[str, Any]]) -> list[Any]:
+    """The available packages that are exactly the locked ones (NEVRA, repository and checksum)."""
     query = base.sack.query().available()
-    stale = []
+    found, stale = [], []
     for entry in locked:
         want = LockedPackage(**entry)
         matches = query.filter(
@@ -260,14 +310,15 @@ def _select_locked(base: Any, locked: list[dict[str, Any]]) -> None:
         pkg = next((p for p in matches if _checksum(p) == want.checksum), None)
         if pkg is None:
             stale.append(want.nevra)
-            continue
-        base.package_install(pkg, strict=True)
+        else:
+            found.append(pkg)
     if stale:
         raise UsageError(
             "locked packages are no longer in the repositories (or changed): "
             + ", ".join(stale)
             + "; run 'freight build --update-lock' to resolve again"
         )
+    return found
 
 
 def _check_complete(pkgs: list[Any], locked: list[dict[str, Any]]) -> None:
@@ -314,6 +365,8 @@ def _check_signatures(base: Any, pkgs: list[Any]) -> None:
             raise FreightError(f"{pkg} from repository '{pkg.reponame}' failed its signature check: {message}")
 
 
+# Files rpm and sqlite leave beside a database that was opened, even only to read it.
+RPMDB_RUNTIME = tuple(f"{RPM_DBPATH[1:]}/{n}" for n in (".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"))
 # Paths a dnf run leaves behind that must not ship in an image; removed unless
 # a package owns them.
 SCRUB = (
@@ -327,9 +380,7 @@ SCRUB = (
     "var/log/hawkey.log",
     "var/lib/systemd/random-seed",
     "var/lib/random-seed",
-    f"{RPM_DBPATH[1:]}/.rpm.lock",
-    f"{RPM_DBPATH[1:]}/rpmdb.sqlite-shm",
-    f"{RPM_DBPATH[1:]}/rpmdb.sqlite-wal",
+    *RPMDB_RUNTIME,
 )
 # Directories dnf creates for itself: removed when empty and unowned.
 SCRUB_EMPTY = ("etc/dnf/modules.d", "etc/dnf", "var/cache", "var/log", "var/lib")
@@ -360,6 +411,13 @@ def scrub(root: Path) -> None:
     ts.closeDB()
 
 
+def settle_rpmdb(root: Path) -> None:
+    """Leave ROOT's rpm database as one file again after an rpm command opened it."""
+    _checkpoint_rpmdb(root / RPM_DBPATH[1:] / "rpmdb.sqlite")
+    for rel in RPMDB_RUNTIME:
+        (root / rel).unlink(missing_ok=True)
+
+
 def _checkpoint_rpmdb(db: Path) -> None:
     """Fold sqlite's write-ahead log into the database, so the image carries one file."""
     import sqlite3
@@ -378,11 +436,11 @@ def _main(argv: list[str]) -> int:
     request = StageRequest(**json.loads(request_path.read_text()))
     flog.setup(request.verbosity)
     try:
-        pkgs = _child(request)
+        result = _child(request)
     except FreightError as exc:
         result_path.write_text(json.dumps({"error": str(exc), "usage": isinstance(exc, UsageError)}))
         return 1
-    result_path.write_text(json.dumps({"packages": [asdict(p) for p in pkgs]}))
+    result_path.write_text(json.dumps(result))
     return 0
 
 

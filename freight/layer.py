@@ -1,0 +1,117 @@
+"""Staging a layer: a derivative that installs packages on top of its base container.
+
+A layer is a diff against one exact build of its base. The base container's
+package is fetched with dnf (from the manifest's repositories, signature-checked
+like any package) and its image laid down with rpm, as a host has it; the
+derivative's packages are installed with dnf on top of that image, whose own
+rpm database dnf loads as the installed system; the manifest's files are copied
+on top, as for any container. The payload is only what differs from the base
+image: new and changed files (the rpm database among them), with their owners
+and modes, under /var/lib/freight/overlays/NAME2/. That diff means nothing over
+any other build of the base, so the RPM requires exactly the one it was made on.
+
+What an overlay cannot express, a path deleted or turned into something of
+another type, is refused here rather than shipped wrong.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from freight import log as flog
+from freight import package, tree
+from freight.build import BuildOptions, Staged, copy_files
+from freight.errors import FreightError, UsageError
+from freight.lock import Lock
+from freight.manifest import Manifest
+from freight.run import run
+from freight.stage import RPM_DBPATH, LockedPackage, StageRequest, fetch, install, settle_rpmdb
+
+# How many inexpressible paths a refusal names before it counts the rest.
+_SHOWN = 20
+
+
+def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: Lock | None) -> Staged:
+    """Put the layer's overlay (and nothing else) into BUILDROOT; the base image is staged beside it and removed."""
+    assert manifest.base is not None
+    with tempfile.TemporaryDirectory(prefix=f"{manifest.name}.base.", dir=buildroot.parent) as work_s:
+        work = Path(work_s)
+        request = StageRequest.for_manifest(
+            manifest, work / "fetch", gpgcheck=options.gpgcheck, locked=[asdict(existing.base)] if existing and existing.base else None
+        )
+        base, base_rpm = _fetch_base(manifest, request)
+        flog.step("Laying down %s", base.nevra)
+        image = _lay_down(base, base_rpm, manifest.base, work / "root")
+        before = tree.snapshot(image)
+
+        flog.step("Resolving %s on top of %s", ", ".join(manifest.packages), base.nevra)
+        packages = install(
+            replace(
+                request,
+                root=str(image),
+                packages=manifest.packages,
+                locked=[asdict(p) for p in existing.packages] if existing else None,
+                on_installed=True,
+            )
+        )
+        copy_files(manifest, image)
+        changes = tree.Changes.between(before, tree.snapshot(image, before))
+        if changes.inexpressible:
+            raise UsageError(_refusal(manifest, base, changes.inexpressible))
+        overlay_root = buildroot / package.overlay_dir(manifest.name).lstrip("/")
+        overlay_root.mkdir(parents=True)
+        tree.copy_out(image, changes.changed, overlay_root)
+        flog.step("The layer adds or changes %d of %d paths", len(changes.changed), len(before))
+        owners = package.Owners.of(image)
+    return Staged(
+        packages=packages,
+        arch=base.arch,
+        owners=owners,
+        base=base,
+        base_requirement=f"{base.name} = {base.evr}",
+    )
+
+
+def _fetch_base(manifest: Manifest, request: StageRequest) -> tuple[LockedPackage, Path]:
+    """The base container's package: the locked one, else the newest that satisfies base_version."""
+    requirement = manifest.base_requirement
+    assert requirement is not None
+    flog.step("Fetching the base, %s", requirement)
+    try:
+        [(base, path)] = fetch(replace(request, packages=[requirement]))
+    except UsageError as exc:
+        raise UsageError(
+            f"{manifest.path}: base: {exc}\nA layer is built on its base container's package, "
+            "which must be in one of the manifest's repositories."
+        ) from None
+    return base, path
+
+
+def _lay_down(base: LockedPackage, rpm_file: Path, name: str, root: Path) -> Path:
+    """Install the base package under ROOT as a host would; return its image, owned as on a host.
+
+    No dependencies and no scriptlets: the build machine is not a host. rpm names
+    owners with ROOT's /etc/passwd, which does not exist, so the image's own rpm
+    database then gives its files their owners (the host hook does the same).
+    The signature was checked by dnf when the package was fetched."""
+    env = {"RPM_FORCE_DEBIAN": "1"}
+    run(["rpm", "-i", "--root", root, "--dbpath", RPM_DBPATH, "--nodeps", "--noscripts", "--nosignature", rpm_file], env=env)
+    image = root / package.image_dir(name).lstrip("/")
+    if not image.is_dir():
+        raise FreightError(f"{rpm_file}: {base.nevra} holds no image at {package.image_dir(name)}; is it a freight container?")
+    run(["rpm", "--root", image, "--dbpath", RPM_DBPATH, "--setugids", "-a"], env=env)
+    settle_rpmdb(image)
+    return image
+
+
+def _refusal(manifest: Manifest, base: LockedPackage, paths: list[str]) -> str:
+    shown = paths[:_SHOWN] + ([f"… and {len(paths) - _SHOWN} more"] if len(paths) > _SHOWN else [])
+    files = " and copying the manifest's files" if manifest.files else ""
+    return (
+        f"{manifest.path}: a layer can only add and change files, but installing {', '.join(manifest.packages)}"
+        f"{files} on {base.nevra} leaves what an overlay cannot express:\n  "
+        + "\n  ".join(shown)
+        + "\nBuild a container of its own (without 'base') instead."
+    )
