@@ -6,8 +6,10 @@ expensive ones are session-scoped so the suite builds each thing once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -98,3 +100,41 @@ def built_webapp(demo_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def copy_repo(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest)
     return dest
+
+
+DBPATH = "/usr/lib/sysimage/rpm"
+# Files rpm and sqlite create whenever a database is opened, even to read it.
+DB_RUNTIME = {f"{DBPATH[1:]}/{n}" for n in (".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal")}
+
+
+def tree(root: Path) -> dict[str, tuple]:
+    """Everything that defines a tree's content: type, mode, owner, digest or link target."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = os.lstat(path)
+            rel = str(path.relative_to(root))
+            if rel in DB_RUNTIME:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                what = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                what = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                what = None
+            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, what)
+    return out
+
+
+def gpg_key(path: Path) -> Path:
+    """A fresh signing key in a keyring of its own beside PATH; its public half exported to PATH."""
+    gnupg = path.parent / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(gnupg)}
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Test <t@example.invalid>", "rsa2048", "sign", "never"],
+        check=True, env=env, capture_output=True,
+    )
+    path.write_bytes(subprocess.run(["gpg", "--armor", "--export"], check=True, env=env, capture_output=True).stdout)
+    return path

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -15,42 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_repo, freight, webapp_manifest
+from conftest import DBPATH, ROOT, copy_repo, freight, gpg_key, tree, webapp_manifest
 from freight import demorepo
 
 pytestmark = pytest.mark.slow
 
-DBPATH = "/usr/lib/sysimage/rpm"
 IMAGE = "var/lib/freight/images/webapp"
 META = "usr/share/freight/containers/webapp"
 
 
 def rpm_q(*args: str | Path) -> str:
     return subprocess.run(["rpm", *map(str, args)], check=True, capture_output=True, text=True).stdout
-
-
-# Files rpm and sqlite create whenever a database is opened, even to read it.
-DB_RUNTIME = {f"{DBPATH[1:]}/{n}" for n in (".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal")}
-
-
-def tree(root: Path) -> dict[str, tuple]:
-    """Everything that defines a tree's content: type, mode, owner, digest or link target."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            st = os.lstat(path)
-            rel = str(path.relative_to(root))
-            if rel in DB_RUNTIME:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                what = os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                what = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                what = None
-            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, what)
-    return out
 
 
 @pytest.fixture
@@ -316,12 +289,7 @@ def test_ctrl_c_leaves_no_rpm_and_no_staging_root(repo: Path, tmp_path: Path) ->
 
 
 def test_gpgcheck_refuses_unsigned_packages_unless_told(repo: Path, tmp_path: Path) -> None:
-    gnupg = tmp_path / "gnupg"
-    gnupg.mkdir(mode=0o700)
-    env = {**os.environ, "GNUPGHOME": str(gnupg)}
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Test <t@example.invalid>", "rsa2048", "sign", "never"], check=True, env=env, capture_output=True)
-    key = tmp_path / "RPM-GPG-KEY-test"
-    key.write_bytes(subprocess.run(["gpg", "--armor", "--export"], check=True, env=env, capture_output=True).stdout)
+    gpg_key(tmp_path / "RPM-GPG-KEY-test")
     manifest = webapp_manifest(tmp_path / "w", repo)
     manifest.write_text(manifest.read_text().replace(f"baseurl: {repo.as_uri()}", f"baseurl: {repo.as_uri()}\n    gpgkey: ../RPM-GPG-KEY-test"))
     refused = build(manifest)

@@ -1,14 +1,16 @@
-"""Derivative (config-overlay) packages built with the real rpmbuild and installed with the real dnf."""
+"""Derivatives, of files only and layers of packages, built with the real dnf and rpmbuild and installed with the real rpm."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import freight, write_manifest
+from conftest import DBPATH, copy_repo, freight, gpg_key, tree, webapp_manifest, write_manifest
 from freight import demorepo
 
 pytestmark = pytest.mark.slow
@@ -91,11 +93,206 @@ def test_dnf_resolves_the_base_for_the_derivative(derivative: Path, built_webapp
     assert proc.stdout.split() == ["container-webapp-0:1.0-1.x86_64"]
 
 
-def test_layered_derivative_is_refused_for_now(tmp_path: Path) -> None:
-    manifest = write_manifest(
-        tmp_path, "name: site\nversion: '1'\nsummary: s\nlicense: MIT\nbase: webapp\nrepos: [{name: r, baseurl: file:r}]\npackages: [x]\n"
+# --- layers: derivatives that install packages on their base ------------------
+
+IMAGE = "/var/lib/freight/images/webapp"
+LAYER_OVERLAY = "/var/lib/freight/overlays/webapp-extra"
+RPMDB = "usr/lib/sysimage/rpm/rpmdb.sqlite"
+
+LAYER = """\
+name: NAME
+version: "1.0"
+summary: The demo web server with extras
+license: MIT
+base: webapp
+base_version: ">= 1.0"
+repos:
+  - name: demo
+    baseurl: REPO
+packages: [PACKAGES]
+files:
+  - src: site/index.html
+    dest: /srv/www/index.html
+"""
+
+
+def layer_manifest(folder: Path, repo: Path, packages: str = "demo-extra", name: str = "webapp-extra") -> Path:
+    """A layer on the demo container; its own index.html replaces the base's."""
+    (folder / "site").mkdir(parents=True)
+    (folder / "site/index.html").write_text("<h1>extras</h1>\n")
+    text = LAYER.replace("NAME", name).replace("REPO", repo.as_uri()).replace("PACKAGES", packages)
+    return write_manifest(folder, text)
+
+
+@pytest.fixture(scope="module")
+def containers_repo(demo_repo: Path, built_webapp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo packages and the demo container's package in one repository, as a layer needs them."""
+    repo = copy_repo(demo_repo, tmp_path_factory.mktemp("containers") / "repo")
+    shutil.copy2(built_webapp, repo)
+    demorepo.createrepo(repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def built_layer(containers_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """container-webapp-extra: demo-extra and an index page on the demo container; (manifest, RPM)."""
+    manifest = layer_manifest(tmp_path_factory.mktemp("layer"), containers_repo)
+    result = freight("build", manifest, "-o", manifest.parent / "out")
+    assert result.returncode == 0, result.stderr
+    return manifest, Path(result.last_line)
+
+
+def dump(rpm: Path, prefix: str) -> dict[str, tuple[str, ...]]:
+    """The RPM's paths under PREFIX (relative to it): mode, owner, group, digest, link target."""
+    out = {}
+    for line in q("--dump", rpm):
+        path, _size, _mtime, digest, mode, owner, group, _config, _doc, _rdev, target = line.split(" ", 10)
+        if path.startswith(prefix + "/"):
+            out[path[len(prefix) + 1 :]] = (mode, owner, group, digest, target)
+    return out
+
+
+def test_layer_carries_only_what_its_packages_add_or_change(built_layer: tuple[Path, Path], built_webapp: Path) -> None:
+    manifest, rpm = built_layer
+    assert rpm.name == "container-webapp-extra-1.0-1.x86_64.rpm"  # binaries may come in: the base's arch
+    shipped, base = dump(rpm, LAYER_OVERLAY), dump(built_webapp, IMAGE)
+    assert set(q("-l", rpm)) == {LAYER_OVERLAY, *(f"{LAYER_OVERLAY}/{p}" for p in shipped)} | {
+        "/usr/share/freight/containers/webapp-extra",
+        "/usr/share/freight/containers/webapp-extra/manifest.json",
+        "/usr/share/freight/containers/webapp-extra/lock.json",
+    }
+    files = {p for p, (mode, *_) in shipped.items() if not mode.startswith("04")}
+    # demo-extra's files, the account files its %pre edited, the page from the manifest,
+    # and the image's rpm database, which now knows demo-extra
+    assert files == {"srv/extra/data", "srv/www/extra.txt", "etc/passwd", "etc/group", "srv/www/index.html", RPMDB}
+    assert {p for p in files if p in base} == {"etc/passwd", "etc/group", "srv/www/index.html", RPMDB}
+    assert all(shipped[p] != base[p] for p in files if p in base)
+    # a directory is new, or only on the way to a changed file and then as in the base
+    assert all(p == "srv/extra" or shipped[p] == base[p] for p in set(shipped) - files)
+    assert shipped["srv/extra"][:3] == ("040750", "extra", "extra")  # owners by name from the image's passwd
+    assert shipped["srv/extra/data"][:3] == ("0100640", "extra", "extra")
+    assert shipped["srv/www/extra.txt"][4] == "../extra/data"
+
+    # a diff against one exact base build: it requires that build, nothing older or newer
+    assert [r for r in q("--requires", rpm) if r.startswith("container-")] == ["container-webapp = 1.0-1"]
+    assert [p for p in q("--provides", rpm) if p.startswith("bundled(")] == ["bundled(demo-extra) = 1.0-1"]
+    the_lock = json.loads(manifest.with_suffix(".lock").read_text())
+    assert (the_lock["base"]["name"], the_lock["base"]["version"], the_lock["base"]["release"]) == ("container-webapp", "1.0", "1")
+    assert the_lock["base"]["checksum"].startswith("sha256:")
+    assert [p["name"] for p in the_lock["packages"]] == ["demo-extra"]
+    assert rpm.stat().st_size * 10 < built_webapp.stat().st_size
+
+    again = freight("build", manifest, "-o", manifest.parent / "out")
+    assert again.returncode == 0 and "container-webapp-extra-1.0-1.x86_64.rpm is up to date" in again.stderr
+
+
+def rpm_install(root: Path, *rpms: Path) -> None:
+    """Install container RPMs under ROOT as the host does: no dependencies, no scriptlets (no hook here)."""
+    subprocess.run(
+        ["rpm", "-i", "--root", root, "--dbpath", DBPATH, "--nodeps", "--noscripts", *rpms],
+        check=True, capture_output=True, env={**os.environ, "RPM_FORCE_DEBIAN": "1"},
     )
+
+
+def rpm_image(image: Path, *args: str) -> str:
+    """rpm on a container's own database (--setugids gives the files the owners the container names)."""
+    proc = subprocess.run(["rpm", "--root", image, "--dbpath", DBPATH, *args], capture_output=True, text=True)
+    assert proc.returncode in (0, 1), proc.stderr  # -V exits 1 when it finds a change
+    return proc.stdout
+
+
+def test_layer_over_its_base_equals_a_full_build(
+    built_layer: tuple[Path, Path], built_webapp: Path, containers_repo: Path, tmp_path: Path
+) -> None:
+    # what a host does: install the base and the layer, lay the overlay over a copy of the image
+    host = tmp_path / "host"
+    rpm_install(host, built_webapp, built_layer[1])
+    rpm_image(host / IMAGE[1:], "--setugids", "-a")
+    instance = tmp_path / "instance"
+    subprocess.run(["cp", "-a", host / IMAGE[1:], instance], check=True)
+    subprocess.run(["cp", "-a", f"{host}{LAYER_OVERLAY}/.", instance], check=True)
+    rpm_image(instance, "--setugids", "-a")  # the host's rpm named the overlay's owners with the host's passwd
+
+    # the same container built whole: base packages, the layer's package, the layer's file
+    manifest = webapp_manifest(tmp_path / "full", containers_repo, files="[{src: site/index.html, dest: /srv/www/index.html}]")
+    manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-extra]"))
+    (manifest.parent / "site").mkdir()
+    (manifest.parent / "site/index.html").write_text("<h1>extras</h1>\n")
+    full = freight("build", manifest, "-o", manifest.parent / "out")
+    assert full.returncode == 0, full.stderr
+    whole = tmp_path / "whole"
+    rpm_install(whole, Path(full.last_line))
+    rpm_image(whole / IMAGE[1:], "--setugids", "-a")
+
+    layered, plain = tree(instance), tree(whole / IMAGE[1:])
+    # the databases differ in bytes (install order and times), not in what they say
+    layered.pop(RPMDB), plain.pop(RPMDB)
+    assert layered == plain
+    assert (instance / "srv/extra/data").stat().st_uid == 81
+    qa = ("-qa", "--qf", "%{NEVRA} %{SIGMD5}\n")  # install times differ: each build dates its own
+    assert sorted(rpm_image(instance, *qa).splitlines()) == sorted(rpm_image(whole / IMAGE[1:], *qa).splitlines())
+    # rpm -V says the same of both (demo-extra's %pre edited demo-base's account files)
+    verify = rpm_image(instance, "-Va")
+    assert verify == rpm_image(whole / IMAGE[1:], "-Va") and "/etc/passwd" in verify
+
+
+def test_layer_lock_pins_its_base_until_update_lock(containers_repo: Path, built_webapp: Path, tmp_path: Path) -> None:
+    repo = copy_repo(containers_repo, tmp_path / "repo")
+    manifest = layer_manifest(tmp_path / "layer", repo)
+    first = freight("build", manifest, "-o", tmp_path / "out")
+    assert first.returncode == 0, first.stderr
+
+    # a newer build of the base is published
+    base = webapp_manifest(tmp_path / "base", repo)
+    base.write_text(base.read_text().replace('version: "1.0"', 'version: "1.1"'))
+    assert freight("build", base, "-o", repo).returncode == 0
+    demorepo.createrepo(repo)
+
+    locked = freight("build", manifest, "-o", tmp_path / "out")
+    assert locked.returncode == 0, locked.stderr
+    assert "up to date" not in locked.stderr  # the repository changed
+    assert "container-webapp = 1.0-1" in q("--requires", locked.last_line)
+
+    updated = freight("build", manifest, "-o", tmp_path / "out", "--update-lock")
+    assert updated.returncode == 0, updated.stderr
+    assert Path(updated.last_line).name == "container-webapp-extra-1.0-1.1.x86_64.rpm"  # the release rule
+    assert "container-webapp = 1.1-1" in q("--requires", updated.last_line)
+    assert json.loads(manifest.with_suffix(".lock").read_text())["base"]["version"] == "1.1"
+
+    # a base that does not satisfy base_version is refused, and the lock is left alone
+    lock_before = manifest.with_suffix(".lock").read_text()
+    manifest.write_text(manifest.read_text().replace('">= 1.0"', '"> 1.1"'))
+    stale = freight("build", manifest, "-o", tmp_path / "out")
+    assert stale.returncode == 2 and 'base_version: ">= 1.0" -> "> 1.1"' in stale.stderr
+    refused = freight("build", manifest, "-o", tmp_path / "out", "--update-lock")
+    assert refused.returncode == 2
+    assert f"{manifest}: base: no package in the manifest's repositories is container-webapp > 1.1" in refused.stderr
+    assert manifest.with_suffix(".lock").read_text() == lock_before
+
+
+def _assert_nothing_left(manifest: Path, name: str) -> None:
+    out = manifest.parent / "out"
+    assert not out.exists() or os.listdir(out) == []
+    assert not manifest.with_suffix(".lock").exists()
+    stage = Path(os.environ["FREIGHT_CACHE_DIR"]) / "stage"
+    assert not [p for p in os.listdir(stage) if p.startswith(f"{name}.")]
+
+
+def test_layer_that_deletes_a_base_file_is_refused(containers_repo: Path, tmp_path: Path) -> None:
+    """demo-wipe's scriptlet (run by the base's own busybox sh) deletes /etc/os-release."""
+    manifest = layer_manifest(tmp_path, containers_repo, packages="demo-wipe", name="webapp-wipe")
     result = freight("build", manifest, "-o", tmp_path / "out")
-    assert result.returncode == 2
-    assert "a derivative that installs packages on its base (a layer) is not supported yet" in result.stderr
-    assert not (tmp_path / "out").exists()
+    assert result.returncode == 2, result.stderr
+    assert f"{manifest}: a layer can only add and change files" in result.stderr
+    assert "on container-webapp-1.0-1.x86_64 leaves what an overlay cannot express:\n  /etc/os-release (deleted)\n" in result.stderr
+    _assert_nothing_left(manifest, "webapp-wipe")
+
+
+def test_layer_checks_the_signature_of_its_base(containers_repo: Path, tmp_path: Path) -> None:
+    key = gpg_key(tmp_path / "RPM-GPG-KEY-test")
+    manifest = layer_manifest(tmp_path / "w", containers_repo, name="webapp-signed")
+    manifest.write_text(manifest.read_text().replace("    baseurl:", f"    gpgkey: {key.as_uri()}\n    baseurl:"))
+    result = freight("build", manifest, "-o", tmp_path / "w/out")
+    assert result.returncode == 1
+    assert "container-webapp-1.0-1.x86_64 from repository 'demo' failed its signature check" in result.stderr
+    _assert_nothing_left(manifest, "webapp-signed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -105,3 +106,79 @@ def test_run_merge_derivative_wins_and_lists_merge() -> None:
     assert manifest.merge_run(base, {"command": ["/bin/sh"]})["command"] == ["/bin/sh"]
     assert "command" not in manifest.merge_run(base, {"boot": True})
     assert base["environment"] == {"LANG": "C", "MODE": "dev"}  # the base is left alone
+
+
+def test_lock_pins_a_layers_base_and_an_update_of_it_bumps_the_serial(tmp_path: Path) -> None:
+    m = manifest.load(webapp_manifest(tmp_path, tmp_path / "repo"))
+    base = LockedPackage("container-webapp", 0, "1.0", "1", "x86_64", "demo", "sha256:11", 200)
+    layered = lock.Lock(inputs=m.resolution_inputs(), repos={"demo": "x"}, packages=[], base=base)
+    assert layered.source_date_epoch == 200  # a layer may add no package: its base still dates it
+    lock.write(tmp_path / "m.lock", layered)
+    again = lock.read(tmp_path / "m.lock")
+    assert again is not None and again.base == base and again.to_json() == layered.to_json()
+    assert "base" not in json.loads(_lock_for(m).to_json())  # a container's lock is as before
+    assert layered.updated(layered.inputs, layered.repos, [], base).serial == 0
+    newer = LockedPackage("container-webapp", 0, "1.1", "1", "x86_64", "demo", "sha256:22", 300)
+    assert layered.updated(layered.inputs, layered.repos, [], newer).serial == 1
+
+
+def _mktree(root: Path) -> None:
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0::/:/bin/sh\n")
+    (root / "etc/os-release").write_text("ID=demo\n")
+    (root / "srv/data").mkdir(parents=True, mode=0o750)
+    os.chown(root / "srv/data", 80, 80)
+    (root / "srv/data/one").write_text("one\n")
+    (root / "bin").symlink_to("usr/bin")
+
+
+def test_tree_changes_find_new_and_changed_paths(tmp_path: Path) -> None:
+    from freight import tree
+
+    root = tmp_path / "root"
+    _mktree(root)
+    before = tree.snapshot(root)
+    assert tree.Changes.between(before, tree.snapshot(root, before)) == tree.Changes([], [])
+    with (root / "etc/passwd").open("a") as f:
+        f.write("www:x:80:80::/:/bin/sh\n")  # same inode, new content
+    os.chown(root / "srv/data/one", 80, 80)  # same content, new owner
+    (root / "srv/data/two").write_text("two\n")
+    os.link(root / "srv/data/two", root / "srv/data/two-again")
+    (root / "srv/new/deep").mkdir(parents=True)
+    os.chmod(root / "srv/new", 0o700)
+    (root / "srv/new/deep/f").write_text("f\n")
+    changes = tree.Changes.between(before, tree.snapshot(root, before))
+    assert changes.inexpressible == []
+    assert changes.changed == [
+        "etc/passwd", "srv/data/one", "srv/data/two", "srv/data/two-again", "srv/new", "srv/new/deep", "srv/new/deep/f"
+    ]
+
+    out = tmp_path / "overlay"
+    out.mkdir()
+    tree.copy_out(root, changes.changed, out)
+    assert (out / "etc/passwd").read_text().endswith("www:x:80:80::/:/bin/sh\n")
+    # a directory only on the way keeps the attributes it has in the tree
+    assert (os.stat(out / "srv/data").st_mode & 0o7777, os.stat(out / "srv/data").st_uid) == (0o750, 80)
+    assert (os.stat(out / "srv/data/one").st_uid, os.stat(out / "srv/new").st_mode & 0o777) == (80, 0o700)
+    assert os.stat(out / "srv/data/two").st_ino == os.stat(out / "srv/data/two-again").st_ino
+    assert not (out / "etc/os-release").exists() and not (out / "bin").exists()
+
+
+def test_tree_changes_an_overlay_cannot_express(tmp_path: Path) -> None:
+    from freight import tree
+
+    root = tmp_path / "root"
+    _mktree(root)
+    before = tree.snapshot(root)
+    (root / "etc/os-release").unlink()
+    for path in (root / "srv/data").iterdir():
+        path.unlink()
+    (root / "srv/data").rmdir()
+    (root / "bin").unlink()
+    (root / "bin").mkdir()
+    changes = tree.Changes.between(before, tree.snapshot(root, before))
+    assert changes.inexpressible == [
+        "/bin (a symbolic link, now a directory)",
+        "/etc/os-release (deleted)",
+        "/srv/data (deleted)",  # its contents are not listed one by one
+    ]
