@@ -36,6 +36,8 @@ _SHOWN = 20
 def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: Lock | None) -> Staged:
     """Put the layer's overlay (and nothing else) into BUILDROOT; the base image is staged beside it and removed."""
     assert manifest.base is not None
+    if existing is not None and existing.base is None:
+        raise UsageError(f"{manifest.lock_path} pins no base container; run 'freight build --update-lock {manifest.path}'")
     with tempfile.TemporaryDirectory(prefix=f"{manifest.name}.base.", dir=buildroot.parent) as work_s:
         work = Path(work_s)
         request = StageRequest.for_manifest(
