@@ -23,6 +23,15 @@ BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
 
 def build_rpm(spec: Path, outdir: Path, defines: Mapping[str, str] | None = None) -> Path:
     """rpmbuild one spec into OUTDIR (flat, no arch folders); return the RPM's path."""
+    return build_rpms(spec, outdir, defines)[-1]
+
+
+def build_rpms(spec: Path, outdir: Path, defines: Mapping[str, str] | None = None, nodeps: bool = False) -> list[Path]:
+    """rpmbuild one spec into OUTDIR (flat, no arch folders); return every package it wrote (subpackages too).
+
+    NODEPS skips the BuildRequires check, for build machines whose rpm
+    database does not know the system's packages (Debian).
+    """
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="freight-rpmbuild-") as top:
         argv = [
@@ -30,6 +39,7 @@ def build_rpm(spec: Path, outdir: Path, defines: Mapping[str, str] | None = None
             "--define", f"_topdir {top}",
             "--define", f"_rpmdir {outdir}",
             "--define", f"_build_name_fmt {BUILD_NAME_FMT}",
+            *(["--nodeps"] if nodeps else []),
         ]
         for name, value in (defines or {}).items():
             argv += ["--define", f"{name} {value}"]
@@ -37,7 +47,7 @@ def build_rpm(spec: Path, outdir: Path, defines: Mapping[str, str] | None = None
     written = [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines() if line.startswith("Wrote:")]
     if not written:
         raise FreightError(f"rpmbuild wrote no package for {spec}")
-    return Path(written[-1])
+    return [Path(w) for w in written]
 
 
 def createrepo(outdir: Path) -> None:

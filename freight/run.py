@@ -12,8 +12,9 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from freight.errors import FreightError
 
@@ -76,3 +77,34 @@ def run(
             stderr = stderr.decode(errors="replace")
         raise CommandError(args, proc.returncode, stderr or "")
     return proc
+
+
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    output: IO[Any] | None = None,
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.Popen:
+    """Start a command that runs on in the background; log it like `run()`.
+
+    For the rare process freight supervises instead of waiting for (a booted
+    test host's systemd-nspawn). It gets a session of its own, so a Ctrl-C
+    meant for freight does not reach it half-way through: the caller stops it
+    in order and must wait for it. stdout and stderr both go to OUTPUT (or
+    are dropped). PREEXEC runs in the child just before the exec.
+    """
+    args = [os.fspath(a) for a in argv]
+    log.debug("$ %s &", shlex.join(args))
+    try:
+        return subprocess.Popen(
+            args,
+            env={**os.environ, **env} if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=output if output is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(args, 127, f"{args[0]}: command not found ({exc.strerror})") from None
