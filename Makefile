@@ -11,13 +11,16 @@ FREIGHT := $(VENV)/bin/freight
 DEMO_REPO := build/demo-repo
 PYTEST_ARGS ?=
 
-.PHONY: help deps setup demo demo-repo check test-fast bench clean
+.PHONY: help deps setup demo demo-repo check test-fast bench clean rpms host-repo testhost-image demo-host demo-host-down
 
 help:
 	@echo "make demo    build the demo repository and the demo container (installs what is missing)"
 	@echo "make check   run the whole test suite (installs what is missing)"
 	@echo "make setup   install system packages and the virtual environment only"
 	@echo "make clean   remove build outputs and the virtual environment"
+	@echo "make rpms    build freight itself as RPMs (freight, freight-host) into build/rpms"
+	@echo "make demo-host       boot a Debian test host with freight-host installed (stays up)"
+	@echo "make demo-host-down  stop it"
 
 deps:
 	@./tools/install-deps
@@ -49,3 +52,26 @@ test-fast: setup
 
 clean:
 	rm -rf build $(VENV) repo/*.rpm repo/repodata examples/webapp/manifest.lock
+
+# freight itself as RPMs, from the working tree (specs/freight.spec).
+rpms: setup
+	rm -rf build/rpms
+	$(PY) -m freight.dist rpms build/rpms
+
+# The same plus debian-host-provides, with repodata: what a Debian test host installs from.
+host-repo: setup
+	rm -rf build/host-repo
+	$(PY) -m freight.dist host-repo build/host-repo
+
+# The test host's cached Debian root (debootstrap, once per package list).
+testhost-image: setup
+	$(PY) -m freight.testhost image
+
+# A booted test host that stays up, with freight and freight-host installed by
+# dnf and the published repository at /srv/freight-repo.
+demo-host: host-repo
+	$(PY) -m freight.testhost down freight-demo --missing-ok
+	$(PY) -m freight.testhost up --name freight-demo --freight-repo build/host-repo --bind $(CURDIR)/repo:/srv/freight-repo
+
+demo-host-down: setup
+	$(PY) -m freight.testhost down freight-demo --missing-ok

@@ -13,10 +13,15 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from freight.testhost import TestHost
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -138,3 +143,51 @@ def gpg_key(path: Path) -> Path:
     )
     path.write_bytes(subprocess.run(["gpg", "--armor", "--export"], check=True, env=env, capture_output=True).stdout)
     return path
+
+
+# --- the booted test host (freight.testhost) ----------------------------------
+
+HOST_SHARE = "/srv/freight-test"  # where the host sees `host_share`, read-only
+HOST_RPMS = "freight-rpms"  # host_share's repository of freight, freight-host, debian-host-provides
+
+
+@pytest.fixture(scope="session")
+def host_share(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the test host sees at HOST_SHARE (read-only): put repositories here for it."""
+    return tmp_path_factory.mktemp("host-share")
+
+
+@pytest.fixture(scope="session")
+def test_host(host_share: Path) -> Iterator[TestHost]:
+    """One booted Debian host with systemd for the whole session (see freight.testhost).
+
+    Tests share it, so each one cleans up what it starts in it (machines,
+    pools). Booting needs root; the debootstrapped root is cached in
+    /var/cache/freight-testhost, so only the first run ever pays for it.
+    """
+    from freight.testhost import Bind, TestHost
+
+    if os.geteuid() != 0:
+        pytest.skip("booting the test host needs root")
+    host = TestHost.boot(binds=[Bind(host_share, HOST_SHARE)])
+    try:
+        yield host
+    finally:
+        host.shutdown()
+
+
+@pytest.fixture(scope="session")
+def freight_rpms(host_share: Path) -> list[Path]:
+    """freight, freight-host and debian-host-provides built from this tree, as a repository in host_share."""
+    from freight import dist
+
+    return dist.host_repo(host_share / HOST_RPMS)
+
+
+@pytest.fixture(scope="session")
+def freight_host(test_host: TestHost, freight_rpms: list[Path]) -> TestHost:
+    """The test host with freight and freight-host installed by dnf from freight_rpms."""
+    from freight.testhost.provision import install_freight
+
+    install_freight(test_host, test_host.inside(freight_rpms[0].parent))
+    return test_host

@@ -1,6 +1,6 @@
 """`python -m freight.testhost`: keep a test host running, get into it, stop it.
 
-    python -m freight.testhost up [--name NAME] [--bind SRC:TARGET[:rw]]...
+    python -m freight.testhost up [--name NAME] [--bind SRC:TARGET[:rw]]... [--freight-repo DIR]
     python -m freight.testhost run NAME -- dnf install -y container-webapp
     python -m freight.testhost shell NAME
     python -m freight.testhost down NAME | --all
@@ -15,12 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from freight import log as flog
 from freight.errors import FreightError
 from freight.run import run
 from freight.testhost import image, machine
 from freight.testhost.machine import Bind, TestHost
+from freight.testhost.provision import install_freight
+
+FREIGHT_REPO = "/srv/freight-rpms"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--name", help="the host's name (default: a random one)")
     up.add_argument("--bind", action="append", default=[], type=Bind.parse, metavar="SRC:TARGET[:rw]",
                     help="show the folder SRC at TARGET in the host (read-only unless :rw)")
+    up.add_argument("--freight-repo", type=Path, metavar="DIR",
+                    help=f"install freight and freight-host with dnf from DIR (python -m freight.dist host-repo DIR), seen at {FREIGHT_REPO}")
     sub.add_parser("list", help="the hosts there are")
     run_p = sub.add_parser("run", help="run a command in a host")
     run_p.add_argument("name")
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="power a host off and remove it")
     down.add_argument("name", nargs="?")
     down.add_argument("--all", action="store_true", help="every host, detached or not")
+    down.add_argument("--missing-ok", action="store_true", help="no error if there is no such host")
     sub.add_parser("prune", help="remove hosts whose test session died")
     args = parser.parse_args(argv)
     flog.setup()
@@ -54,7 +61,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "image":
         print(image.ensure_image())
     elif args.command == "up":
-        host = TestHost.boot(args.bind, name=args.name, detached=True)
+        binds = args.bind + ([Bind(args.freight_repo.resolve(), FREIGHT_REPO)] if args.freight_repo else [])
+        host = TestHost.boot(binds, name=args.name, detached=True)
+        if args.freight_repo:
+            try:
+                install_freight(host, FREIGHT_REPO)
+            except BaseException:
+                host.shutdown()
+                raise
         flog.log.info("The test host %s is up. A shell in it:\n  %s\nStop it with: python3 -m freight.testhost down %s",
                       host.name, host.shell_hint(), host.name)
         print(host.name)
@@ -74,7 +88,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if not args.all and not args.name:
             raise FreightError("name a host, or say --all")
         states = [s for s in machine.running() if args.all or s.name == args.name]
-        if not states:
+        if not states and not args.missing_ok:
             raise FreightError(f"there is no test host named {args.name}")
         for state in states:
             machine.remove(state, machine.boots_dir() / f"{state.name}.json")

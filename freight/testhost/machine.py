@@ -26,6 +26,7 @@ import os
 import secrets
 import shlex
 import signal
+import sys
 import shutil
 import tarfile
 import time
@@ -355,7 +356,7 @@ class TestHost:
 
     def shell_hint(self) -> str:
         """How a person gets a shell in this host."""
-        return f"python3 -m freight.testhost shell {self.name}    (or: {shlex.join(self.command(['bash', '-l']))})"
+        return f"{shlex.quote(sys.executable)} -m freight.testhost shell {self.name}    (or: {shlex.join(self.command(['bash', '-l']))})"
 
     # --- stopping ------------------------------------------------------------
 
@@ -405,9 +406,12 @@ def stop(state: State, timeout: float = POWEROFF_TIMEOUT) -> None:
 
 def remove(state: State, state_path: Path, timeout: float = POWEROFF_TIMEOUT) -> None:
     """Stop the host of STATE and remove all it left, its state file last (so a failure here is retried by prune)."""
+    start = time.monotonic()
     stop(state, timeout)
+    stopped = time.monotonic()
     cleanup(state)
     state_path.unlink(missing_ok=True)
+    log.info("  stopped the test host %s in %.1f s, removed it in %.1f s", state.name, stopped - start, time.monotonic() - stopped)
 
 
 def cleanup(state: State) -> None:
