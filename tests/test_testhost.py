@@ -131,6 +131,9 @@ def test_zfs_fuse_makes_a_pool_with_datasets_snapshots_and_clones(test_host: Tes
 @slow
 def test_freight_rpms_install_with_dnf_and_run(freight_host: TestHost) -> None:
     assert freight_host.run(["freight", "--version"]).strip() == f"freight {_version()}"
+    # dnf and rpm share one database, where /etc/rpm/macros.dbpath puts it (not Debian's ~/.rpmdb).
+    assert freight_host.run(["rpm", "--eval", "%_dbpath"]).strip() == "/usr/lib/sysimage/rpm"
+    assert freight_host.sh("ls /usr/lib/sysimage/rpm; test ! -e /root/.rpmdb").split()[0] == "rpmdb.sqlite"
     installed = freight_host.run(["rpm", "-q", "--qf", "%{NAME}\\n", "freight", "freight-host", "debian-host-provides"])
     assert installed.split() == ["freight", "freight-host", "debian-host-provides"]
     assert freight_host.run(["rpm", "-V", "freight", "freight-host"]) == ""  # every file as packaged

@@ -26,6 +26,7 @@ import os
 import secrets
 import shlex
 import signal
+import subprocess
 import sys
 import shutil
 import tarfile
@@ -122,6 +123,13 @@ def _alive(pid: int | None, start: int | None) -> bool:
     return pid is not None and start is not None and _start_time(pid) == start
 
 
+def _comm(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in Path("/proc").iterdir():
@@ -143,10 +151,10 @@ class TestHost:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, state: State, state_path: Path, process: object | None = None) -> None:
+    def __init__(self, state: State, state_path: Path) -> None:
         self.state = state
         self.state_path = state_path
-        self._process = process  # the Popen when this process started nspawn
+        self._process: subprocess.Popen | None = None  # nspawn, when this process started it
         self.failed_units: list[str] = []
         self.timings: dict[str, float] = {}
 
@@ -166,7 +174,9 @@ class TestHost:
         """Copy the cached root, boot it, and return once systemd says the system is up.
 
         A DETACHED host outlives this process (for `make demo` and a shell
-        afterwards); otherwise the kernel stops it if this process dies.
+        afterwards); otherwise the kernel signals nspawn to power it off
+        when the calling thread dies (a parent-death signal), so boot from
+        the thread that lives as long as the host.
         """
         cache = cache or image.cache_dir()
         prune(cache)
@@ -245,12 +255,12 @@ class TestHost:
         start = time.monotonic()
         with self.console_log.open("wb") as console:
             self._process = spawn(argv, env={"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}, output=console, preexec=in_child)
-        nspawn = self._process.pid  # type: ignore[attr-defined]
+        nspawn = self._process.pid
         self.state.nspawn_pid, self.state.nspawn_start = nspawn, _start_time(nspawn)
         self.state.save(self.state_path)
         while True:
             for kid in _children(nspawn):
-                if Path(f"/proc/{kid}/comm").read_text().strip() == "systemd":
+                if _comm(kid) == "systemd":
                     self.state.init_pid, self.state.init_start = kid, _start_time(kid)
                     self.state.save(self.state_path)
                     self.timings["init"] = time.monotonic() - start
@@ -317,9 +327,9 @@ class TestHost:
         """Run ARGV inside the host; return its stdout. A failure raises freight.run.CommandError."""
         return run(self.command(argv, env), input=input, text=text).stdout
 
-    def sh(self, script: str, **kwargs: object) -> str:
+    def sh(self, script: str, *, input: str | None = None, env: Mapping[str, str] | None = None) -> str:
         """Run a shell script inside the host (`sh -ec SCRIPT`); return its stdout."""
-        return self.run(["sh", "-ec", script], **kwargs)  # type: ignore[arg-type]
+        return self.run(["sh", "-ec", script], input=input, env=env)
 
     def copy_in(self, source: Path, target: str) -> None:
         """Copy a file or folder SOURCE from outside to the path TARGET inside the host.
@@ -364,7 +374,7 @@ class TestHost:
         """Power the host off (killing it if it hangs) and remove everything the boot made."""
         remove(self.state, self.state_path, timeout)
         if self._process is not None:
-            self._process.wait()  # type: ignore[attr-defined]  # reap it: no zombie left behind
+            self._process.wait()  # reap it: no zombie left behind
 
     def __enter__(self) -> TestHost:
         return self
@@ -387,9 +397,9 @@ class TestHost:
 
 def stop(state: State, timeout: float = POWEROFF_TIMEOUT) -> None:
     """Ask the host's systemd to power off; kill the host's whole cgroup if it does not within TIMEOUT."""
-    if _alive(state.init_pid, state.init_start):
+    if state.init_pid is not None and _alive(state.init_pid, state.init_start):
         # SIGRTMIN+4 is systemd's "poweroff" (what `machinectl poweroff` sends).
-        os.kill(state.init_pid, signal.SIGRTMIN + 4)  # type: ignore[arg-type]
+        os.kill(state.init_pid, signal.SIGRTMIN + 4)
         deadline = time.monotonic() + timeout
         while _alive(state.nspawn_pid, state.nspawn_start) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -397,8 +407,8 @@ def stop(state: State, timeout: float = POWEROFF_TIMEOUT) -> None:
         log.warning("the test host %s did not power off within %.0f s: killing it", state.name, timeout)
         cgroups.kill([Path(c) for c in state.cgroups])
         for pid, start in ((state.init_pid, state.init_start), (state.nspawn_pid, state.nspawn_start)):
-            if _alive(pid, start):
-                os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+            if pid is not None and _alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while (_alive(state.nspawn_pid, state.nspawn_start) or _alive(state.init_pid, state.init_start)) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -434,6 +444,8 @@ def cleanup(state: State) -> None:
     if busy:
         log.warning("cgroups of the test host %s are still busy: %s", state.name, ", ".join(map(str, busy)))
     shutil.rmtree(workdir, ignore_errors=True)
+    if workdir.exists():
+        log.warning("could not remove all of %s", workdir)
 
 
 def _mount_points() -> list[Path]:
