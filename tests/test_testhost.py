@@ -141,6 +141,9 @@ def test_freight_rpms_install_with_dnf_and_run(freight_host: TestHost) -> None:
                              "/var/lib/freight/overlays"]).split() == ["freight-host"] * 3
     configs = freight_host.run(["rpm", "-q", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", "freight-host"]).splitlines()
     assert [line for line in configs if line.split()[1:] != []] == ["/etc/freight/host.conf cn"]  # %config(noreplace)
+    if (Path(__file__).parent.parent / "freight/host").is_dir():  # the host side goes to freight-host
+        owner = freight_host.run(["rpm", "-qf", "--qf", "%{NAME}", "/usr/lib/python3/dist-packages/freight/host/__init__.py"])
+        assert owner == "freight-host"
     # freight's Python package is Debian's python's, not a copy in the source tree.
     assert freight_host.run(["python3", "-c", "import freight; print(freight.__file__)"]).startswith("/usr/lib/python3/")
 
