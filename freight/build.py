@@ -14,12 +14,12 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from freight import __version__, lock, package, stage
+from freight import __version__, keys, lock, package, sign, stage
 from freight import log as flog
 from freight.dirs import cache_dir
 from freight.errors import UsageError
@@ -36,6 +36,16 @@ class BuildOptions:
     force: bool = False
     gpgcheck: bool = True
     keep_stage: Path | None = None
+    sign_key: keys.SigningKey | None = None
+
+    def signed_by(self) -> str:
+        """A part of a build's inputs: signed by another key (or not at all) is another output."""
+        return f"signed-by:{self.sign_key.fingerprint}" if self.sign_key else ""
+
+    def finish(self) -> Callable[[Path], object] | None:
+        """What runs on the RPM before it appears in the output folder: signing, when asked."""
+        key = self.sign_key
+        return None if key is None else lambda rpm: sign.sign_rpms([rpm], key)
 
 
 @dataclass
@@ -67,6 +77,8 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     or a derivative of files only (freight.overlay); locked, and not at all when up to date."""
     if os.geteuid() != 0:
         raise UsageError("freight build needs root: rpm gives the staged files their owners (run it with sudo)")
+    if options.sign_key is not None:
+        keys.refuse_inside(options.outdir, "output folder")
     if manifest.base is not None and not manifest.packages:
         from freight import overlay
 
@@ -79,7 +91,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     repo_digests = {r.name: lock.repomd_digest(r) for r in manifest.repos}
     if existing is not None and not options.force and options.keep_stage is None:
         rpm_path = rpm_path_for(manifest, existing.release(manifest.release), _arch(manifest, existing), options)
-        if Stamp.current(rpm_path, _inputs_digest(manifest, existing, repo_digests)):
+        if Stamp.current(rpm_path, _inputs_digest(manifest, existing, repo_digests, options)):
             return BuildResult(rpm=rpm_path, up_to_date=True, lock=existing)
 
     if not options.gpgcheck:
@@ -110,11 +122,12 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             staged.arch,
             owners=staged.owners,
             base_requirement=staged.base_requirement,
+            finish=options.finish(),
         )
         if existing is None:
             lock.write(manifest.lock_path, new_lock)
             flog.step("Wrote %s (%d packages)", manifest.lock_path.name, len(new_lock.pinned))
-        Stamp.record(built, _inputs_digest(manifest, new_lock, repo_digests))
+        Stamp.record(built, _inputs_digest(manifest, new_lock, repo_digests, options))
     flog.step("Built %s", built)
     return BuildResult(rpm=built, up_to_date=False, lock=new_lock)
 
@@ -183,8 +196,8 @@ def write_metadata(manifest: Manifest, buildroot: Path, the_lock: lock.Lock | No
         (meta / "lock.json").write_text(the_lock.to_json())
 
 
-def _inputs_digest(manifest: Manifest, the_lock: lock.Lock, repo_digests: dict[str, str]) -> str:
-    return inputs_digest(manifest, the_lock.to_json(), json.dumps(repo_digests, sort_keys=True))
+def _inputs_digest(manifest: Manifest, the_lock: lock.Lock, repo_digests: dict[str, str], options: BuildOptions) -> str:
+    return inputs_digest(manifest, the_lock.to_json(), json.dumps(repo_digests, sort_keys=True), options.signed_by())
 
 
 def inputs_digest(manifest: Manifest, *parts: str) -> str:

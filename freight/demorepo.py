@@ -51,8 +51,10 @@ def build_rpms(spec: Path, outdir: Path, defines: Mapping[str, str] | None = Non
 
 
 def createrepo(outdir: Path) -> None:
-    """Write repodata for every RPM in OUTDIR."""
-    run(["createrepo_c", "--quiet", "--update", outdir])
+    """Write repodata for every RPM in OUTDIR, the way `freight publish` does (unsigned)."""
+    from freight.publish import publish
+
+    publish(outdir)
 
 
 def make_repo(outdir: Path, specs: Iterable[Path] | None = None, defines: Mapping[str, str] | None = None) -> list[Path]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 from urllib.error import URLError
 
 from freight.errors import FreightError, UsageError
+from freight.files import write_atomic
 from freight.manifest import Manifest, Repo
 from freight.stage import LockedPackage
 
@@ -98,15 +97,7 @@ def read(path: Path) -> Lock | None:
 
 def write(path: Path, lock: Lock) -> None:
     """Write atomically: a reader sees the old lock or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(lock.to_json())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lock.to_json())
 
 
 def check_matches(manifest: Manifest, lock: Lock) -> None:

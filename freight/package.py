@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,12 +154,14 @@ def build_rpm(
     *,
     owners: Owners,
     base_requirement: str | None = None,
+    finish: Callable[[Path], object] | None = None,
 ) -> Path:
     """rpmbuild the staged BUILDROOT into OUTDIR; the RPM appears there whole or not at all.
 
     OWNERS names the files' owners: the container's own /etc/passwd and /etc/group
     (for a layer, its base's as its packages left them), never the build host's.
-    A derivative Requires BASE_REQUIREMENT."""
+    A derivative Requires BASE_REQUIREMENT. FINISH (signing) runs on the RPM
+    before it is moved into OUTDIR, so no unfinished package is ever visible there."""
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="freight-rpmbuild-", dir=buildroot.parent) as top_s, tempfile.TemporaryDirectory(
         prefix=f".{manifest.package_name}.", dir=outdir
@@ -206,6 +209,8 @@ def build_rpm(
         if not written:
             raise FreightError(f"rpmbuild wrote no package:\n{proc.stdout[-2000:]}")
         final = outdir / Path(written[-1]).name
+        if finish is not None:
+            finish(Path(written[-1]))
         os.replace(written[-1], final)
     return final
 

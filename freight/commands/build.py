@@ -7,6 +7,7 @@ from pathlib import Path
 
 from freight import manifest
 from freight.build import BuildOptions, build
+from freight.commands.common import add_passphrase_option, signing_key
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -27,11 +28,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--force", action="store_true", help="rebuild even when the RPM is up to date")
     p.add_argument("--nogpgcheck", action="store_true", help="install packages without checking their signatures (loudly)")
     p.add_argument("--keep-stage", type=Path, metavar="DIR", help="keep the staging tree at DIR for inspection")
+    p.add_argument("--sign", metavar="KEYID", help="sign the RPM with this key before it appears in the output folder")
+    add_passphrase_option(p)
     p.set_defaults(func=_build)
 
 
 def _build(args: argparse.Namespace) -> int:
     m = manifest.load(args.manifest)
+    key = signing_key(args.sign, args) if args.sign else None  # fail before the build, not after it
     result = build(
         m,
         BuildOptions(
@@ -40,6 +44,7 @@ def _build(args: argparse.Namespace) -> int:
             force=args.force,
             gpgcheck=not args.nogpgcheck,
             keep_stage=args.keep_stage.resolve() if args.keep_stage else None,
+            sign_key=key,
         ),
     )
     print(result.rpm)

@@ -1,0 +1,37 @@
+"""`freight sign`: sign RPMs in place with a key from freight's keyring."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from freight import sign, verify
+from freight.commands.common import add_passphrase_option, signing_key
+from freight.errors import FreightError
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "sign",
+        parents=[common],
+        help="sign RPMs with rpmsign",
+        description=(
+            "Sign each RPM in place with rpmsign (the file is replaced whole), then check the "
+            "signature as 'freight verify' would. The key is --key, else $FREIGHT_SIGN_KEY, else "
+            "the keyring's only secret key."
+        ),
+    )
+    p.add_argument("rpms", type=Path, nargs="+", metavar="RPM")
+    p.add_argument("-k", "--key", metavar="KEYID", help="fingerprint, key id or e-mail of the signing key")
+    add_passphrase_option(p)
+    p.set_defaults(func=_sign)
+
+
+def _sign(args: argparse.Namespace) -> int:
+    key = signing_key(args.key, args)
+    sign.sign_rpms(args.rpms, key)
+    trusted = verify.trusted_keys(rpmdb=False)
+    bad = [v for v in verify.verify(args.rpms, trusted) if not v.ok]
+    if bad:
+        raise FreightError("signed, but the result does not verify:\n  " + "\n  ".join(v.line() for v in bad))
+    return 0

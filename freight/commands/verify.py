@@ -1,0 +1,43 @@
+"""`freight verify`: accept packages only with a trusted signature and intact contents."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from freight import log as flog
+from freight import verify
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="verify RPM signatures strictly",
+        description=(
+            "Exit 0 only when every package carries a valid signature from a trusted key (freight's "
+            "keyring, the --key files, or the rpm database's imported keys), its header and payload "
+            "are intact, and a container RPM's embedded manifest matches its header. Unlike 'rpm -K', "
+            "an unsigned package is refused. One line per package on stdout; exit 1 if any is refused."
+        ),
+    )
+    p.add_argument("rpms", type=Path, nargs="+", metavar="RPM")
+    p.add_argument("--key", dest="keys", type=Path, action="append", default=[], metavar="FILE", help="also trust the armored public key(s) in FILE (repeatable)")
+    p.add_argument("--no-keyring", action="store_true", help="do not trust freight's keyring, only --key files and the rpm database")
+    p.add_argument("--json", action="store_true", help="print a JSON list of verdicts for scripts")
+    p.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    trusted = verify.trusted_keys(args.keys, freight_keyring=not args.no_keyring)
+    verdicts = verify.verify(args.rpms, trusted)
+    if args.json:
+        print(verify.to_json(verdicts))
+    else:
+        for v in verdicts:
+            print(v.line())
+    refused = [v for v in verdicts if not v.ok]
+    if refused:
+        flog.log.error("%d of %d package(s) refused", len(refused), len(verdicts))
+        return 1
+    return 0

@@ -1,0 +1,471 @@
+"""Publishing a folder of RPMs as a yum repository, with the createrepo_c API.
+
+What a repository reader may rely on, and how this module keeps it:
+
+* Whole metadata or the previous metadata, never a mix. The new `repodata/`
+  is written to a hidden folder beside it and exchanged with the old one in
+  one `renameat2(RENAME_EXCHANGE)`, so `repomd.xml`, its signature and the
+  files it names change together. A publish killed at any point leaves the
+  previous `repodata/` in place; the next publish clears its leftovers.
+* The files the previous `repomd.xml` named stay in the new `repodata/` (hard
+  links) for one generation, so a reader that fetched the old `repomd.xml` a
+  moment before the exchange still finds what it names.
+* One publisher at a time: an `flock` on `.freight/publish.lock` in the folder.
+  A second publisher waits, then sees the first one's packages.
+* Incremental: a package file whose name, size, mtime, ctime and inode are
+  those recorded by the last publish is not opened again; its primary,
+  filelists and other records are taken from the previous metadata.
+  `.freight/publish-state.json` holds those identities.
+* With a signing key, `repomd.xml.asc` is an armored detached signature and
+  the public key is in the folder as `RPM-GPG-KEY-freight`, for the hosts'
+  `gpgkey=`; unsigned packages are refused, since such hosts would refuse them.
+
+`FREIGHT_PUBLISH_HOOK=POINT:kill` or `POINT:sleep=SECONDS` stops or pauses a
+publish at POINT (locked, read, writing, written), for the tests that prove
+the guarantees above.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freight import keys, rpmfile
+from freight.files import fsync_dir, write_atomic
+from freight import log as flog
+from freight.errors import FreightError, UsageError
+
+log = logging.getLogger("freight.publish")
+
+STATE_DIR = ".freight"
+LOCK_FILE = "publish.lock"
+STATE_FILE = "publish-state.json"
+KEY_FILE = "RPM-GPG-KEY-freight"
+HOOK_ENV = "FREIGHT_PUBLISH_HOOK"
+_NEW_PREFIX = ".repodata.new-"
+_OLD_PREFIX = ".repodata.old-"
+_METADATA = ("primary", "filelists", "other")
+
+
+@dataclass
+class PublishOptions:
+    sign_key: keys.SigningKey | None = None
+    keep: int | None = None  # newest versions of each container to keep
+    allow_unsigned: bool = False
+
+
+@dataclass
+class PublishStats:
+    """What a publish did; `read` counts the package files it had to open."""
+
+    folder: str
+    revision: str
+    packages: int = 0
+    read: int = 0
+    reused: int = 0
+    pruned: list[str] = field(default_factory=list)
+    signed: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+@dataclass(frozen=True)
+class FileId:
+    """A package file's identity: any rewrite, rename-over or touch changes it."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileId:
+        st = path.stat()
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+@dataclass
+class _Entry:
+    href: str
+    pkg: Any  # createrepo_c.Package
+    file_id: FileId
+    signer: str | None
+
+
+def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats:
+    """Make FOLDER a yum repository of the RPMs in it (see the module docstring)."""
+    options = options or PublishOptions()
+    start = time.monotonic()
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    if options.keep is not None and options.keep < 1:
+        raise UsageError(f"--keep {options.keep}: keep at least 1 version")
+    if options.sign_key is not None:
+        keys.refuse_inside(folder, "repository")
+    folder = folder.resolve()
+    with _locked(folder):
+        _hook("locked")
+        _clear_leftovers(folder)
+        stats = _publish_locked(folder, options)
+    stats.seconds = round(time.monotonic() - start, 3)
+    return stats
+
+
+def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
+    import createrepo_c as cr
+
+    repodata = folder / "repodata"
+    previous = _load_previous(folder)
+    state = _load_state(folder)
+    entries: list[_Entry] = []
+    read = 0
+    for href in _scan(folder):
+        path = folder / href
+        file_id = FileId.of(path)
+        old = _reusable(state.get(href), file_id, previous)
+        if old is not None:
+            entries.append(_Entry(href, old, file_id, state[href].get("signer")))
+            continue
+        entries.append(_read_package(path, href, file_id))
+        read += 1
+    _hook("read")
+    if options.sign_key is not None and not options.allow_unsigned:
+        _refuse_unsigned(folder, entries)
+    entries, pruned = _prune(entries, options.keep)
+
+    revision = _next_revision(repodata)
+    new = Path(tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=folder))
+    try:
+        os.chmod(new, 0o755)  # mkdtemp makes it private; a web server must read repodata/
+        _write_metadata(new, entries, revision, cr)
+        _carry_previous_generation(repodata, new)
+        if options.sign_key is not None:
+            keys.detach_sign(new / "repomd.xml", options.sign_key, new / "repomd.xml.asc")
+            write_atomic(folder / KEY_FILE, keys.export(options.sign_key.fingerprint))
+        _fsync_tree(new)
+        _hook("written")
+        _swap(new, repodata)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    _save_state(folder, entries)
+    for href in pruned:
+        (folder / href).unlink(missing_ok=True)
+        log.info("  pruned %s", href)
+    return PublishStats(
+        folder=str(folder),
+        revision=revision,
+        packages=len(entries),
+        read=read,
+        reused=len(entries) + len(pruned) - read,
+        pruned=pruned,
+        signed=options.sign_key is not None,
+    )
+    return stats
+
+
+# --- reading packages --------------------------------------------------------
+
+
+def _scan(folder: Path) -> list[str]:
+    """Every *.rpm under FOLDER, relative, sorted; hidden folders and repodata/ are not the repository's."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (dirpath == str(folder) and d == "repodata"))
+        for name in filenames:
+            if name.endswith(".rpm") and not name.startswith("."):
+                found.append(os.path.relpath(os.path.join(dirpath, name), folder))
+    return sorted(found)
+
+
+def _read_package(path: Path, href: str, file_id: FileId) -> _Entry:
+    import createrepo_c as cr
+
+    if not rpmfile.is_rpm(path):
+        raise FreightError(f"{path}: not an RPM package; remove it from the repository folder")
+    try:
+        pkg = cr.package_from_rpm(str(path), checksum_type=cr.SHA256, location_href=href, changelog_limit=10)
+        signer = rpmfile.signature_keyid(rpmfile.read_header(path))
+    except Exception as exc:  # createrepo_c and rpm raise their own error types
+        raise FreightError(f"{path}: cannot read the package: {exc}") from None
+    log.debug("  read %s", href)
+    return _Entry(href, pkg, file_id, signer)
+
+
+def _reusable(recorded: dict[str, Any] | None, file_id: FileId, previous: _Previous) -> Any:
+    """The previous record of an unchanged file, or None when the file must be read."""
+    if not recorded or FileId(**recorded["file"]) != file_id:
+        return None
+    pkg = previous.get(recorded["pkgid"])
+    if pkg is None or pkg.location_href != recorded["href"]:
+        return None
+    return pkg
+
+
+class _Previous:
+    """The previous metadata's packages by pkgId (the Package objects live in the Metadata)."""
+
+    def __init__(self, md: Any = None) -> None:
+        self._md = md
+
+    def get(self, pkgid: str) -> Any:
+        if self._md is None or not self._md.has_key(pkgid):
+            return None
+        return self._md.get(pkgid)
+
+
+def _load_previous(folder: Path) -> _Previous:
+    """Empty when there is no previous metadata or it cannot be read (then every package is read)."""
+    import createrepo_c as cr
+
+    if not (folder / "repodata" / "repomd.xml").exists():
+        return _Previous()
+    md = cr.Metadata(key=cr.HT_KEY_HASH)
+    try:
+        md.locate_and_load_xml(str(folder))
+    except Exception as exc:  # createrepo_c.CreaterepoCError, or an OSError
+        log.warning("%s: the previous metadata cannot be read (%s); reading every package again", folder / "repodata", exc)
+        return _Previous()
+    return _Previous(md)
+
+
+def _load_state(folder: Path) -> dict[str, dict[str, Any]]:
+    try:
+        doc = json.loads((folder / STATE_DIR / STATE_FILE).read_text())
+        return {href: entry for href, entry in doc["files"].items() if isinstance(entry, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _save_state(folder: Path, entries: list[_Entry]) -> None:
+    files = {e.href: {"href": e.href, "file": asdict(e.file_id), "pkgid": e.pkg.pkgId, "signer": e.signer} for e in entries}
+    write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps({"format": 1, "files": files}, indent=1, sort_keys=True))
+
+
+def _refuse_unsigned(folder: Path, entries: list[_Entry]) -> None:
+    unsigned = [e.href for e in entries if not e.signer]
+    if unsigned:
+        shown = ", ".join(unsigned[:10]) + (f" and {len(unsigned) - 10} more" if len(unsigned) > 10 else "")
+        raise FreightError(
+            f"{folder}: {len(unsigned)} package(s) are not signed, and hosts with gpgcheck=1 refuse them: {shown}; "
+            "sign them with 'freight sign --key KEYID', or publish with --allow-unsigned"
+        )
+
+
+def _prune(entries: list[_Entry], keep: int | None) -> tuple[list[_Entry], list[str]]:
+    """Keep the newest KEEP versions of each container (per name and arch); other packages stay."""
+    if keep is None:
+        return entries, []
+    import rpm
+
+    groups: dict[tuple[str, str], list[_Entry]] = {}
+    for e in entries:
+        container = _container_of(e.pkg)
+        if container is not None:
+            groups.setdefault((e.pkg.name, e.pkg.arch), []).append(e)
+    pruned: set[str] = set()
+    for group in groups.values():
+        group.sort(key=_evr_key(rpm), reverse=True)
+        pruned.update(e.href for e in group[keep:])
+    return [e for e in entries if e.href not in pruned], sorted(pruned)
+
+
+def _container_of(pkg: Any) -> str | None:
+    for name, *_ in pkg.provides:
+        if name.startswith(rpmfile.CONTAINER_PROVIDE) and name.endswith(")"):
+            return name[len(rpmfile.CONTAINER_PROVIDE) : -1]
+    return None
+
+
+def _evr_key(rpm: Any) -> Any:
+    import functools
+
+    def compare(a: _Entry, b: _Entry) -> int:
+        return rpm.labelCompare(_evr(a.pkg), _evr(b.pkg))
+
+    return functools.cmp_to_key(compare)
+
+
+def _evr(pkg: Any) -> tuple[str, str, str]:
+    return (str(pkg.epoch or "0"), pkg.version, pkg.release)
+
+
+# --- writing metadata --------------------------------------------------------
+
+
+def _write_metadata(out: Path, entries: list[_Entry], revision: str, cr: Any) -> None:
+    """primary, filelists and other (gzip) and repomd.xml in OUT (no sqlite: dnf reads the XML)."""
+    paths = {name: out / f"{name}.xml.gz" for name in _METADATA}
+    writers = {
+        "primary": cr.PrimaryXmlFile(str(paths["primary"])),
+        "filelists": cr.FilelistsXmlFile(str(paths["filelists"])),
+        "other": cr.OtherXmlFile(str(paths["other"])),
+    }
+    ordered = sorted(entries, key=lambda e: (e.pkg.name, e.pkg.arch, e.href))
+    for writer in writers.values():
+        writer.set_num_of_pkgs(len(ordered))
+    for i, entry in enumerate(ordered):
+        for writer in writers.values():
+            writer.add_pkg(entry.pkg)
+        if i == len(ordered) // 2:
+            _hook("writing")
+    for writer in writers.values():
+        writer.close()
+    repomd = cr.Repomd()
+    repomd.set_revision(revision)
+    for name in _METADATA:
+        record = cr.RepomdRecord(name, str(paths[name]))
+        record.fill(cr.SHA256)
+        record.rename_file()  # HASH-primary.xml.gz: a name never reused for other content
+        repomd.set_record(record)
+    (out / "repomd.xml").write_text(repomd.xml_dump())
+
+
+def _next_revision(repodata: Path) -> str:
+    """Seconds since the epoch, and always greater than the previous revision."""
+    now = int(time.time())
+    try:
+        import createrepo_c as cr
+
+        old = cr.Repomd(str(repodata / "repomd.xml")).revision
+        return str(max(now, int(old) + 1))
+    except Exception:  # no previous repomd.xml, or a revision that is not a number
+        return str(now)
+
+
+def _carry_previous_generation(repodata: Path, new: Path) -> None:
+    """Hard-link the files the previous repomd.xml names into the new repodata/, for readers mid-fetch."""
+    import createrepo_c as cr
+
+    try:
+        records = cr.Repomd(str(repodata / "repomd.xml")).records
+    except Exception:  # first publish, or unreadable: nothing to carry
+        return
+    for record in records:
+        src = repodata.parent / record.location_href
+        dest = new / Path(record.location_href).name
+        if src.parent == repodata and src.is_file() and not dest.exists():
+            try:
+                os.link(src, dest)
+            except OSError:
+                shutil.copy2(src, dest)
+
+
+# --- the exchange ------------------------------------------------------------
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _swap(new: Path, repodata: Path) -> None:
+    """Put NEW in place of REPODATA in one step; the old generation is removed afterwards."""
+    if not repodata.exists():
+        os.rename(new, repodata)
+        fsync_dir(repodata.parent)
+        return
+    try:
+        _exchange(new, repodata)
+        shutil.rmtree(new)  # NEW now holds the previous generation
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+        # A filesystem without RENAME_EXCHANGE: two renames; _clear_leftovers
+        # restores the old metadata if a publish dies between them.
+        log.debug("renameat2(RENAME_EXCHANGE) unsupported here (%s); using two renames", exc)
+        old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX, dir=repodata.parent))
+        os.rename(repodata, old / "repodata")
+        os.rename(new, repodata)
+        shutil.rmtree(old)
+    fsync_dir(repodata.parent)
+
+
+def _exchange(a: Path, b: Path) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(b))
+
+
+def _clear_leftovers(folder: Path) -> None:
+    """Undo what a killed publish left: restore repodata/ if it died mid-swap, drop temporary folders."""
+    repodata = folder / "repodata"
+    for old in sorted(folder.glob(_OLD_PREFIX + "*")):
+        if not repodata.exists() and (old / "repodata").is_dir():
+            os.rename(old / "repodata", repodata)
+            log.warning("%s: restored the metadata a killed publish had moved aside", repodata)
+        shutil.rmtree(old, ignore_errors=True)
+    for new in folder.glob(_NEW_PREFIX + "*"):
+        log.info("  removing %s, left by a publish that did not finish", new.name)
+        shutil.rmtree(new, ignore_errors=True)
+
+
+# --- files, locks, hooks -----------------------------------------------------
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the folder's publish lock; wait (and say so) while another publisher has it."""
+    state = folder / STATE_DIR
+    state.mkdir(exist_ok=True)
+    path = state / LOCK_FILE
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            flog.step("Waiting for the publish of %s by %s to finish", folder, holder)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(folder)
+
+
+def _hook(point: str) -> None:
+    """Test hook: `FREIGHT_PUBLISH_HOOK=POINT:kill|sleep=SECONDS` (see the module docstring)."""
+    spec = os.environ.get(HOOK_ENV)
+    if not spec:
+        return
+    where, _, action = spec.partition(":")
+    if where != point:
+        return
+    log.debug("publish hook at %s: %s", point, action)
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("sleep="):
+        time.sleep(float(action.removeprefix("sleep=")))
