@@ -191,3 +191,113 @@ def freight_host(test_host: TestHost, freight_rpms: list[Path]) -> TestHost:
 
     install_freight(test_host, test_host.inside(freight_rpms[0].parent))
     return test_host
+
+
+# --- keys, signed packages, repositories (signing and publishing tests) ------
+
+TEST_SPECS = ROOT / "tests" / "specs"
+_GNUPG_HOMES: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_keyring(tmp_path_factory: pytest.TempPathFactory):
+    """An empty keyring of the run's own, never the user's; gpg-agents stopped at the end."""
+    for var in ("FREIGHT_SIGN_KEY", "FREIGHT_PASSPHRASE_FILE", "GNUPGHOME"):
+        os.environ.pop(var, None)
+    os.environ["FREIGHT_GNUPGHOME"] = str(gnupg_home(tmp_path_factory.mktemp("keyring-empty")))
+    yield
+    for home in _GNUPG_HOMES:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
+
+
+def gnupg_home(folder: Path) -> Path:
+    """A fresh GnuPG home under FOLDER (a short path: gpg-agent's socket lives in it)."""
+    home = folder / "gnupg"
+    home.mkdir(mode=0o700)
+    _GNUPG_HOMES.append(home)
+    return home
+
+
+@dataclass
+class Signer:
+    home: Path
+    fingerprint: str
+    pubkey: Path  # the armored public key, as `freight key export` writes it
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FREIGHT_GNUPGHOME": str(self.home)}
+
+
+def make_signer(folder: Path, email: str, algorithm: str = "ed25519", passphrase_file: Path | None = None) -> Signer:
+    """A keyring with one key made by the real `freight key generate`."""
+    home = gnupg_home(folder)
+    extra = ["--passphrase-file", passphrase_file] if passphrase_file else []
+    gen = freight("key", "generate", "--name", "freight tests", "--email", email, "--algorithm", algorithm, *extra,
+                  env={"FREIGHT_GNUPGHOME": str(home)})
+    assert gen.returncode == 0, gen.stderr
+    pubkey = folder / "RPM-GPG-KEY-test"
+    exp = freight("key", "export", gen.last_line, "-o", pubkey, env={"FREIGHT_GNUPGHOME": str(home)})
+    assert exp.returncode == 0, exp.stderr
+    return Signer(home, gen.last_line, pubkey)
+
+
+@pytest.fixture(scope="session")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    """The tests' trusted signing key (ed25519: rpm 4.18 verifies it, and it is made in milliseconds)."""
+    return make_signer(tmp_path_factory.mktemp("signer"), "signer@example.com")
+
+
+@pytest.fixture(scope="session")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    """A key nobody trusts: its keyring is not the one verification looks at."""
+    return make_signer(tmp_path_factory.mktemp("stranger"), "stranger@example.com")
+
+
+@pytest.fixture(scope="session")
+def signed_webapp(built_webapp: Path, signer: Signer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """container-webapp signed by `signer` with the real `freight sign` (a copy; built_webapp stays unsigned)."""
+    rpm = tmp_path_factory.mktemp("signed-webapp") / built_webapp.name
+    shutil.copy2(built_webapp, rpm)
+    result = freight("sign", "--key", signer.fingerprint, rpm, env=signer.env)
+    assert result.returncode == 0, result.stderr
+    return rpm
+
+
+@pytest.fixture(scope="session")
+def bulk_rpms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 small packages (bulk-001 … bulk-200) from one rpmbuild run; copy them, do not publish here."""
+    from freight import demorepo
+
+    out = tmp_path_factory.mktemp("bulk")
+    demorepo.build_rpm(TEST_SPECS / "bulk.spec", out, {"count": "200"})
+    assert len(list(out.glob("bulk-*.rpm"))) == 200
+    return out
+
+
+def rpm_from_spec(spec: str, outdir: Path, **defines: str) -> Path:
+    """rpmbuild one of tests/specs into OUTDIR."""
+    from freight import demorepo
+
+    return demorepo.build_rpm(TEST_SPECS / spec, outdir, defines)
+
+
+def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProcess:
+    """The real dnf command line against one .repo file only, installing into the scratch ROOT.
+
+    Debian's rpm keeps its database in ~/.rpmdb unless `_dbpath` is defined: a
+    private HOME with a .rpmmacros puts it where a host's would be.
+    """
+    work = root.parent / f"{root.name}.dnf"
+    (work / "repos.d").mkdir(parents=True, exist_ok=True)
+    (work / "home").mkdir(exist_ok=True)
+    (work / "home" / ".rpmmacros").write_text("%_dbpath /usr/lib/sysimage/rpm\n")
+    (work / "repos.d" / "test.repo").write_text(repo_file_text)
+    argv = [
+        "dnf", "-y", "--installroot", str(root), "--releasever", "1",
+        "--setopt", f"reposdir={work / 'repos.d'}", "--setopt", f"cachedir={work / 'cache'}",
+        "--setopt", "metadata_expire=0", "--setopt", "install_weak_deps=False", "--disableplugin=*",
+        *args,
+    ]
+    return subprocess.run(argv, env={**os.environ, "HOME": str(work / "home"), "RPM_FORCE_DEBIAN": "1"},
+                          capture_output=True, text=True)

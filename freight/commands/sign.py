@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from freight import sign, verify
+from freight import rpmfile, sign, verify
 from freight.commands.common import add_passphrase_option, signing_key
 from freight.errors import FreightError
 
@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         parents=[common],
         help="sign RPMs with rpmsign",
         description=(
-            "Sign each RPM in place with rpmsign (the file is replaced whole), then check the "
-            "signature as 'freight verify' would. The key is --key, else $FREIGHT_SIGN_KEY, else "
+            "Check each RPM's contents (digests, and a container's embedded manifest), sign it in "
+            "place with rpmsign (the file is replaced whole), then check the signature as "
+            "'freight verify' would. The key is --key, else $FREIGHT_SIGN_KEY, else "
             "the keyring's only secret key."
         ),
     )
@@ -29,9 +30,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def _sign(args: argparse.Namespace) -> int:
     key = signing_key(args.key, args)
+    for path in args.rpms:
+        rpmfile.require_rpm(path)
+    # A signature vouches for the contents: never sign a damaged package or a lying manifest.
+    broken = [v for v in verify.verify(args.rpms, trusted=None) if not v.ok]
+    if broken:
+        raise FreightError("refusing to sign (nothing was signed):\n  " + "\n  ".join(v.line() for v in broken))
     sign.sign_rpms(args.rpms, key)
-    trusted = verify.trusted_keys(rpmdb=False)
-    bad = [v for v in verify.verify(args.rpms, trusted) if not v.ok]
+    bad = [v for v in verify.verify(args.rpms, verify.trusted_keys(rpmdb=False)) if not v.ok]
     if bad:
         raise FreightError("signed, but the result does not verify:\n  " + "\n  ".join(v.line() for v in bad))
     return 0

@@ -1,0 +1,194 @@
+"""`freight sign` and `freight verify` with the real rpmsign, gpg and rpm.
+
+`rpm -K` says "digests OK" for an unsigned package; freight verify must refuse
+it, and every other way a package can be untrustworthy, naming file and reason.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import Signer, freight, gnupg_home, rpm_from_spec
+from freight import keys, sign
+
+pytestmark = pytest.mark.slow  # every test here uses the built container
+
+
+def _rpm(*args: str | Path, dbpath: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["rpm", "--dbpath", str(dbpath), *map(str, args)], capture_output=True, text=True)
+
+
+def test_signed_container_passes_rpm_checksig_once_the_key_is_imported(signed_webapp: Path, signer: Signer, tmp_path: Path) -> None:
+    db = tmp_path / "rpmdb"
+    before = _rpm("--checksig", "-v", signed_webapp, dbpath=db)
+    assert before.returncode != 0 and "NOKEY" in before.stdout
+    assert _rpm("--import", signer.pubkey, dbpath=db).returncode == 0
+    after = _rpm("--checksig", "-v", signed_webapp, dbpath=db)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert f"key ID {signer.fingerprint[-8:].lower()}: OK" in after.stdout
+
+
+def test_rpm_k_accepts_an_unsigned_package_but_freight_verify_refuses_it(built_webapp: Path, tmp_path: Path) -> None:
+    rpm_k = _rpm("-K", built_webapp, dbpath=tmp_path / "db")
+    assert rpm_k.returncode == 0 and "digests OK" in rpm_k.stdout  # why freight has its own check
+    result = freight("verify", built_webapp)
+    assert result.returncode == 1
+    assert f"{built_webapp}: not signed" in result.stdout
+
+
+def test_verify_accepts_the_signed_container(signed_webapp: Path, signer: Signer) -> None:
+    result = freight("verify", "--json", signed_webapp, env=signer.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [verdict] = json.loads(result.stdout)
+    assert verdict == {
+        "path": str(signed_webapp),
+        "ok": True,
+        "reason": "",
+        "nevra": "container-webapp-1.0-1.x86_64",
+        "signer": signer.fingerprint[-16:],
+        "signer_uid": "freight tests <signer@example.com>",
+        "container": "webapp",
+    }
+
+
+def _flip(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1 :]
+
+
+@pytest.fixture(scope="module")
+def bad_packages(signed_webapp: Path, built_webapp: Path, stranger: Signer, signer: Signer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One file per way a package can be untrustworthy."""
+    out = tmp_path_factory.mktemp("bad")
+    good = signed_webapp.read_bytes()
+    files: dict[str, Path] = {}
+
+    def write(name: str, data: bytes) -> None:
+        files[name] = out / f"{name}.rpm"
+        files[name].write_bytes(data)
+
+    write("unsigned", built_webapp.read_bytes())
+    strange = out / "unknown-key.rpm"
+    shutil.copy2(built_webapp, strange)
+    assert freight("sign", "--key", stranger.fingerprint, strange, env=stranger.env).returncode == 0
+    files["unknown-key"] = strange
+    summary = good.index(b"demo web server")  # the Summary, inside the signed header
+    write("tampered-header", _flip(good, summary))
+    write("tampered-payload", _flip(good, len(good) - 5000))
+    write("truncated-header", good[:3000])
+    write("truncated-payload", good[: len(good) - 100])
+    write("not-an-rpm", b"#!/bin/sh\necho this is not a package\n")
+    write("empty", b"")
+    liar = rpm_from_spec("fake-container.spec", out / "liar", manifest_version="6.6.6")
+    # `freight sign` refuses to vouch for it (see below), so sign it with rpmsign directly.
+    sign.sign_rpms([liar], keys.signing_key(signer.fingerprint, homedir=signer.home))
+    files["manifest-mismatch"] = liar
+    return files
+
+
+REASONS = {
+    "unsigned": "not signed",
+    "unknown-key": "which is not trusted",
+    "tampered-header": "the header was altered",
+    "tampered-payload": "the payload was altered",
+    "truncated-header": "truncated or damaged",
+    "truncated-payload": "truncated:",
+    "not-an-rpm": "not an RPM package",
+    "empty": "not an RPM package",
+    "manifest-mismatch": "the embedded manifest says container-fake 6.6.6-1, but the header says container-fake 1.0-1",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+def test_verify_refuses(kind: str, bad_packages: dict[str, Path], signer: Signer) -> None:
+    path = bad_packages[kind]
+    result = freight("verify", path, env=signer.env)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.startswith(f"{path}: ")
+    assert REASONS[kind] in result.stdout
+    assert "1 of 1 package(s) refused" in result.stderr
+
+
+def test_verify_reports_every_package_and_fails_if_any_is_bad(bad_packages: dict[str, Path], signed_webapp: Path, signer: Signer) -> None:
+    paths = [signed_webapp, *bad_packages.values()]
+    result = freight("verify", "--json", *paths, env=signer.env)
+    assert result.returncode == 1
+    verdicts = json.loads(result.stdout)
+    assert [v["path"] for v in verdicts] == [str(p) for p in paths]
+    assert [v["ok"] for v in verdicts] == [True] + [False] * len(bad_packages)
+    assert all(v["reason"] for v in verdicts[1:])
+
+
+def test_unknown_key_names_the_key(bad_packages: dict[str, Path], stranger: Signer, signer: Signer) -> None:
+    result = freight("verify", bad_packages["unknown-key"], env=signer.env)
+    assert f"signed by key {stranger.fingerprint[-8:]}" in result.stdout
+
+
+def test_trust_from_key_files_and_the_rpm_database(signed_webapp: Path, signer: Signer, tmp_path: Path) -> None:
+    empty = {"FREIGHT_GNUPGHOME": str(gnupg_home(tmp_path))}
+    assert freight("verify", signed_webapp, env=empty).returncode == 1
+    by_file = freight("verify", "--key", signer.pubkey, signed_webapp, env=empty)
+    assert by_file.returncode == 0, by_file.stdout + by_file.stderr
+
+    # `rpm --import` into the host database (here a private HOME's %_dbpath) is trusted too.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".rpmmacros").write_text(f"%_dbpath {tmp_path / 'hostdb'}\n")
+    host = {**empty, "HOME": str(home)}
+    assert freight("verify", "--no-keyring", signed_webapp, env=host).returncode == 1
+    subprocess.run(["rpm", "--import", str(signer.pubkey)], env={"HOME": str(home), "PATH": "/usr/bin:/bin"}, check=True)
+    by_db = freight("verify", "--no-keyring", signed_webapp, env=host)
+    assert by_db.returncode == 0, by_db.stdout + by_db.stderr
+
+
+def test_bad_key_file_is_a_usage_error(signed_webapp: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.asc"
+    junk.write_text("not a key\n")
+    result = freight("verify", "--key", junk, signed_webapp)
+    assert result.returncode == 2 and f"{junk}: no armored OpenPGP public key" in result.stderr
+    result = freight("verify", "--key", tmp_path / "absent.asc", signed_webapp)
+    assert result.returncode == 2 and "absent.asc: cannot read key file" in result.stderr
+
+
+def test_sign_refuses_a_non_rpm_before_signing_anything(built_webapp: Path, signer: Signer, tmp_path: Path) -> None:
+    rpm = tmp_path / built_webapp.name
+    shutil.copy2(built_webapp, rpm)
+    bogus = tmp_path / "bogus.rpm"
+    bogus.write_text("not a package\n")
+    before = rpm.read_bytes()
+    result = freight("sign", "--key", signer.fingerprint, rpm, bogus, env=signer.env)
+    assert result.returncode == 2 and f"{bogus}: not an RPM package" in result.stderr
+    assert rpm.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([rpm.name, "bogus.rpm"])
+
+
+def test_sign_needs_a_key(built_webapp: Path, tmp_path: Path) -> None:
+    empty = {"FREIGHT_GNUPGHOME": str(gnupg_home(tmp_path))}
+    result = freight("sign", built_webapp, env=empty)
+    assert result.returncode == 2 and "has no signing key" in result.stderr
+    result = freight("sign", "--key", "nobody@example.com", built_webapp, env=empty)
+    assert result.returncode == 2 and "no secret key 'nobody@example.com'" in result.stderr
+
+
+def test_sign_uses_the_only_key_and_resigns(built_webapp: Path, signer: Signer, stranger: Signer, tmp_path: Path) -> None:
+    rpm = tmp_path / built_webapp.name
+    shutil.copy2(built_webapp, rpm)
+    assert freight("sign", rpm, env=stranger.env).returncode == 0
+    assert freight("verify", rpm, env=signer.env).returncode == 1
+    result = freight("sign", rpm, env=signer.env)  # the only key of that keyring; replaces the signature
+    assert result.returncode == 0, result.stderr
+    assert freight("verify", rpm, env=signer.env).returncode == 0
+
+
+def test_sign_refuses_to_vouch_for_a_lying_container(signer: Signer, tmp_path: Path) -> None:
+    liar = rpm_from_spec("fake-container.spec", tmp_path, manifest_version="2.0")
+    before = liar.read_bytes()
+    result = freight("sign", "--key", signer.fingerprint, liar, env=signer.env)
+    assert result.returncode == 1
+    assert "refusing to sign (nothing was signed)" in result.stderr
+    assert "the embedded manifest says container-fake 2.0-1" in result.stderr
+    assert liar.read_bytes() == before
