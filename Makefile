@@ -9,12 +9,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FREIGHT := $(VENV)/bin/freight
 DEMO_REPO := build/demo-repo
+# The demo's signing key: made on first use, kept outside the source tree and repo/.
+DEMO_GNUPGHOME ?= $(HOME)/.local/share/freight/demo-gnupg
+DEMO_KEY := demo-signer@freight.invalid
 PYTEST_ARGS ?=
 
 .PHONY: help deps setup demo demo-repo check test-fast bench clean rpms host-repo testhost-image demo-host demo-host-down
 
 help:
-	@echo "make demo    build the demo repository and the demo container (installs what is missing)"
+	@echo "make demo    build the demo repository and the demo container, sign and publish it into repo/"
 	@echo "make check   run the whole test suite (installs what is missing)"
 	@echo "make setup   install system packages and the virtual environment only"
 	@echo "make clean   remove build outputs and the virtual environment"
@@ -38,11 +41,17 @@ $(DEMO_REPO)/repodata/repomd.xml: $(wildcard specs/demo/*.spec) | setup
 
 demo-repo: setup $(DEMO_REPO)/repodata/repomd.xml
 
+demo: export FREIGHT_GNUPGHOME := $(DEMO_GNUPGHOME)
 demo: demo-repo
-	$(FREIGHT) build examples/webapp/manifest.yaml --output-dir repo
+	@$(FREIGHT) key list | grep -q '^sec .*<$(DEMO_KEY)>' || \
+		$(FREIGHT) key generate --name "freight demo signer" --email $(DEMO_KEY)
+	$(FREIGHT) build examples/webapp/manifest.yaml --output-dir repo --sign $(DEMO_KEY)
+	$(FREIGHT) publish repo --sign-key $(DEMO_KEY)
+	$(FREIGHT) verify repo/*.rpm
 	@echo
-	@echo "Built into repo/:"; ls -l repo/*.rpm
+	@echo "Built, signed and published into repo/:"; ls -l repo/*.rpm repo/repodata
 	@echo "Inspect it with: rpm -qpi repo/container-webapp-*.rpm; rpm -qp --provides repo/container-webapp-*.rpm"
+	@echo "Hosts use it with: $(FREIGHT) repo-file --name freight-demo --baseurl file://$(CURDIR)/repo"
 
 check: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -51,7 +60,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
-	rm -rf build $(VENV) repo/*.rpm repo/repodata examples/webapp/manifest.lock
+	rm -rf build $(VENV) repo/*.rpm repo/repodata repo/.freight repo/RPM-GPG-KEY-freight examples/webapp/manifest.lock
 
 # freight itself as RPMs, from the working tree (specs/freight.spec).
 rpms: setup

@@ -212,6 +212,7 @@ def _isolated_keyring(tmp_path_factory: pytest.TempPathFactory):
 
 def gnupg_home(folder: Path) -> Path:
     """A fresh GnuPG home under FOLDER (a short path: gpg-agent's socket lives in it)."""
+    folder.mkdir(parents=True, exist_ok=True)
     home = folder / "gnupg"
     home.mkdir(mode=0o700)
     _GNUPG_HOMES.append(home)
