@@ -39,7 +39,7 @@ class Lock:
 
     def release(self, manifest_release: str) -> str:
         """The container's release: the manifest's, plus `.SERIAL` once the lock was updated."""
-        return manifest_release if self.serial == 0 else f"{manifest_release}.{self.serial}"
+        return release(manifest_release, self.serial)
 
     def updated(
         self, inputs: dict[str, Any], repos: dict[str, str], packages: list[LockedPackage], base: LockedPackage | None = None
@@ -71,6 +71,11 @@ class Lock:
         if self.base is not None:
             doc["base"] = asdict(self.base)
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def release(manifest_release: str, serial: int) -> str:
+    """The RPM release for a manifest's release and a lock's serial (`1`, then `1.1`, `1.2` …)."""
+    return manifest_release if serial == 0 else f"{manifest_release}.{serial}"
 
 
 def read(path: Path) -> Lock | None:

@@ -12,6 +12,8 @@ What a repository reader may rely on, and how this module keeps it:
   moment before the exchange still finds what it names.
 * One publisher at a time: an `flock` on `.freight/publish.lock` in the folder.
   A second publisher waits, then sees the first one's packages.
+* Metadata publish does not make itself (updateinfo advisories, comps,
+  modules) is carried over from the previous `repomd.xml` unchanged.
 * Incremental: a package file whose name, size, mtime, ctime and inode are
   those recorded by the last publish is not opened again; its primary,
   filelists and other records are taken from the previous metadata.
@@ -38,12 +40,13 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight import keys, rpmfile
+from freight import keys, progress, rpmfile, verify
 from freight.files import fsync_dir, write_atomic
 from freight import log as flog
 from freight.errors import FreightError, UsageError
@@ -58,6 +61,9 @@ HOOK_ENV = "FREIGHT_PUBLISH_HOOK"
 _NEW_PREFIX = ".repodata.new-"
 _OLD_PREFIX = ".repodata.old-"
 _METADATA = ("primary", "filelists", "other")
+# What publish writes anew; every other record of the previous repomd.xml
+# (updateinfo, comps, modules …) is carried over unchanged.
+_REGENERATED = {f"{name}{suffix}" for name in _METADATA for suffix in ("", "_db", "_zck")}
 
 
 @dataclass
@@ -118,10 +124,13 @@ def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats
     if options.sign_key is not None:
         keys.refuse_inside(folder, "repository")
     folder = folder.resolve()
-    with _locked(folder):
-        _hook("locked")
-        _clear_leftovers(folder)
-        stats = _publish_locked(folder, options)
+    try:
+        with _locked(folder):
+            _hook("locked")
+            _clear_leftovers(folder)
+            stats = _publish_locked(folder, options)
+    except OSError as exc:
+        raise FreightError(f"{folder}: cannot publish: {exc.strerror} ({exc.filename or 'repodata'})") from None
     stats.seconds = round(time.monotonic() - start, 3)
     return stats
 
@@ -133,16 +142,16 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
     previous = _load_previous(folder)
     state = _load_state(folder)
     entries: list[_Entry] = []
-    read = 0
+    to_read: list[tuple[str, FileId]] = []
     for href in _scan(folder):
-        path = folder / href
-        file_id = FileId.of(path)
+        file_id = FileId.of(folder / href)
         old = _reusable(state.get(href), file_id, previous)
         if old is not None:
             entries.append(_Entry(href, old, file_id, state[href].get("signer")))
-            continue
-        entries.append(_read_package(path, href, file_id))
-        read += 1
+        else:
+            to_read.append((href, file_id))
+    entries += _read_packages(folder, to_read)
+    read = len(to_read)
     _hook("read")
     if options.sign_key is not None and not options.allow_unsigned:
         _refuse_unsigned(folder, entries)
@@ -152,7 +161,8 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
     new = Path(tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=folder))
     try:
         os.chmod(new, 0o755)  # mkdtemp makes it private; a web server must read repodata/
-        _write_metadata(new, entries, revision, cr)
+        extras = _link_extra_metadata(repodata, new)
+        _write_metadata(new, entries, revision, extras, cr)
         _carry_previous_generation(repodata, new)
         if options.sign_key is not None:
             keys.detach_sign(new / "repomd.xml", options.sign_key, new / "repomd.xml.asc")
@@ -193,21 +203,36 @@ def _scan(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def _read_package(path: Path, href: str, file_id: FileId) -> _Entry:
+def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Entry]:
+    """New or changed files: check each is whole (digests, embedded manifest), then read its metadata.
+
+    The check hashes every payload, so many files are checked in worker
+    processes (rpm's logging is process-global, so not threads).
+    """
     import createrepo_c as cr
 
-    if not rpmfile.is_rpm(path):
-        raise FreightError(f"{path}: not an RPM package; remove it from the repository folder")
-    try:
-        pkg = cr.package_from_rpm(str(path), checksum_type=cr.SHA256, location_href=href, changelog_limit=10)
-        signer = rpmfile.signature_keyid(rpmfile.read_header(path))
-    except Exception as exc:  # createrepo_c and rpm raise their own error types
-        raise FreightError(f"{path}: cannot read the package: {exc}") from None
-    log.debug("  read %s", href)
-    return _Entry(href, pkg, file_id, signer)
+    paths = [folder / href for href, _ in to_read]
+    if len(paths) > 4 and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor(os.cpu_count()) as pool:
+            verdicts = list(pool.map(verify.verify_one, paths, [None] * len(paths), chunksize=8))
+    else:
+        verdicts = [verify.verify_one(path, None) for path in paths]
+    entries = []
+    with progress.bar("Reading packages", len(paths)) as bar:
+        for (href, file_id), path, whole in zip(to_read, paths, verdicts):
+            if not whole.ok:
+                raise FreightError(f"{path}: {whole.reason}; remove or replace it, then publish again")
+            try:
+                pkg = cr.package_from_rpm(str(path), checksum_type=cr.SHA256, location_href=href, changelog_limit=10)
+            except Exception as exc:  # createrepo_c raises its own error type
+                raise FreightError(f"{path}: cannot read the package: {exc}") from None
+            log.debug("  read %s", href)
+            entries.append(_Entry(href, pkg, file_id, whole.signer))
+            bar.advance()
+    return entries
 
 
-def _reusable(recorded: dict[str, Any] | None, file_id: FileId, previous: _Previous) -> Any:
+def _reusable(recorded: dict[str, Any] | None, file_id: FileId, previous: dict[str, Any]) -> Any:
     """The previous record of an unchanged file, or None when the file must be read."""
     if not recorded or FileId(**recorded["file"]) != file_id:
         return None
@@ -217,31 +242,27 @@ def _reusable(recorded: dict[str, Any] | None, file_id: FileId, previous: _Previ
     return pkg
 
 
-class _Previous:
-    """The previous metadata's packages by pkgId (the Package objects live in the Metadata)."""
+def _load_previous(folder: Path) -> dict[str, Any]:
+    """The previous metadata's packages by pkgId, with their file lists and changelogs.
 
-    def __init__(self, md: Any = None) -> None:
-        self._md = md
-
-    def get(self, pkgid: str) -> Any:
-        if self._md is None or not self._md.has_key(pkgid):
-            return None
-        return self._md.get(pkgid)
-
-
-def _load_previous(folder: Path) -> _Previous:
-    """Empty when there is no previous metadata or it cannot be read (then every package is read)."""
+    Empty when there is none or it cannot be read: then every package is read.
+    """
     import createrepo_c as cr
 
-    if not (folder / "repodata" / "repomd.xml").exists():
-        return _Previous()
-    md = cr.Metadata(key=cr.HT_KEY_HASH)
+    repodata = folder / "repodata"
     try:
-        md.locate_and_load_xml(str(folder))
-    except Exception as exc:  # createrepo_c.CreaterepoCError, or an OSError
-        log.warning("%s: the previous metadata cannot be read (%s); reading every package again", folder / "repodata", exc)
-        return _Previous()
-    return _Previous(md)
+        records = {r.type: folder / r.location_href for r in cr.Repomd(str(repodata / "repomd.xml")).records}
+    except Exception:  # no previous metadata (createrepo_c raises its own error type)
+        return {}
+    packages: dict[str, Any] = {}
+    try:
+        cr.xml_parse_primary(str(records["primary"]), pkgcb=lambda pkg: packages.__setitem__(pkg.pkgId, pkg), do_files=False)
+        for kind, parse in (("filelists", cr.xml_parse_filelists), ("other", cr.xml_parse_other)):
+            parse(str(records[kind]), newpkgcb=lambda pkgid, name, arch: packages.get(pkgid))
+    except Exception as exc:  # a missing record, a missing file, or XML createrepo_c cannot parse
+        log.warning("%s: the previous metadata cannot be read (%s); reading every package again", repodata, exc)
+        return {}
+    return packages
 
 
 def _load_state(folder: Path) -> dict[str, dict[str, Any]]:
@@ -308,8 +329,8 @@ def _evr(pkg: Any) -> tuple[str, str, str]:
 # --- writing metadata --------------------------------------------------------
 
 
-def _write_metadata(out: Path, entries: list[_Entry], revision: str, cr: Any) -> None:
-    """primary, filelists and other (gzip) and repomd.xml in OUT (no sqlite: dnf reads the XML)."""
+def _write_metadata(out: Path, entries: list[_Entry], revision: str, extras: list[tuple[str, Path]], cr: Any) -> None:
+    """primary, filelists and other (gzip), the EXTRAS, and repomd.xml in OUT (no sqlite: dnf reads the XML)."""
     paths = {name: out / f"{name}.xml.gz" for name in _METADATA}
     writers = {
         "primary": cr.PrimaryXmlFile(str(paths["primary"])),
@@ -328,8 +349,8 @@ def _write_metadata(out: Path, entries: list[_Entry], revision: str, cr: Any) ->
         writer.close()
     repomd = cr.Repomd()
     repomd.set_revision(revision)
-    for name in _METADATA:
-        record = cr.RepomdRecord(name, str(paths[name]))
+    for kind, path in [*((name, paths[name]) for name in _METADATA), *extras]:
+        record = cr.RepomdRecord(kind, str(path))
         record.fill(cr.SHA256)
         record.rename_file()  # HASH-primary.xml.gz: a name never reused for other content
         repomd.set_record(record)
@@ -348,6 +369,35 @@ def _next_revision(repodata: Path) -> str:
         return str(now)
 
 
+def _link_extra_metadata(repodata: Path, new: Path) -> list[tuple[str, Path]]:
+    """Link the previous metadata that publish does not make (advisories, comps …) into NEW."""
+    import createrepo_c as cr
+
+    try:
+        records = cr.Repomd(str(repodata / "repomd.xml")).records
+    except Exception:  # first publish, or unreadable: nothing to keep
+        return []
+    extras = []
+    for record in records:
+        src = repodata.parent / record.location_href
+        if record.type in _REGENERATED or src.parent != repodata:
+            continue
+        if not src.is_file():
+            log.warning("%s: repomd.xml names %s, which is missing; dropping that %s metadata", repodata, src.name, record.type)
+            continue
+        dest = new / src.name
+        _link_or_copy(src, dest)
+        extras.append((record.type, dest))
+    return extras
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
 def _carry_previous_generation(repodata: Path, new: Path) -> None:
     """Hard-link the files the previous repomd.xml names into the new repodata/, for readers mid-fetch."""
     import createrepo_c as cr
@@ -360,10 +410,7 @@ def _carry_previous_generation(repodata: Path, new: Path) -> None:
         src = repodata.parent / record.location_href
         dest = new / Path(record.location_href).name
         if src.parent == repodata and src.is_file() and not dest.exists():
-            try:
-                os.link(src, dest)
-            except OSError:
-                shutil.copy2(src, dest)
+            _link_or_copy(src, dest)
 
 
 # --- the exchange ------------------------------------------------------------

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight import keys, rpmfile
+from freight import keys, lock, rpmfile
 from freight.errors import UsageError
 from freight.package import meta_dir
 
@@ -230,29 +230,33 @@ def _check_payload(fd: int, hdr: Any, payload_start: int) -> str:
 
 
 def _check_container(fd: int, hdr: Any, payload_start: int, name: str) -> str:
-    """The manifest the container carries must describe this very package."""
+    """The manifest (and lock) the container carries must describe this very package."""
     import rpm
 
-    target = f"{meta_dir(name)}/manifest.json"
+    wanted = {f"{meta_dir(name)}/{leaf}": leaf for leaf in ("manifest.json", "lock.json")}
+    found: dict[str, bytes] = {}
     os.lseek(fd, payload_start, os.SEEK_SET)
     payload = rpm.fd(os.dup(fd), "r", hdr[rpm.RPMTAG_PAYLOADCOMPRESSOR] or "gzip")
-    text = None
     try:
         archive = rpm.files(hdr).archive(payload)
         for entry in archive:
-            if entry.name == target:
-                text = archive.read()
-                break
+            if entry.name in wanted:
+                found[wanted[entry.name]] = archive.read()
+                if len(found) == len(wanted):
+                    break
     except (OSError, rpm.error) as exc:
         return f"the payload cannot be unpacked: {exc}"
     finally:
         payload.close()
-    if text is None:
+    target = f"{meta_dir(name)}/manifest.json"
+    if "manifest.json" not in found:
         return f"provides freight-container({name}) but carries no {target}"
     try:
-        manifest = json.loads(text)
-        claimed = (f"container-{manifest['name']}", str(manifest["version"]), str(manifest["release"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        manifest = json.loads(found["manifest.json"])
+        serial = int(json.loads(found["lock.json"]).get("serial", 0)) if "lock.json" in found else 0
+        # A rebuild after --update-lock carries the lock's serial in its release.
+        claimed = (f"container-{manifest['name']}", str(manifest["version"]), lock.release(str(manifest["release"]), serial))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"{target} is not a freight manifest ({exc})"
     header = (hdr[rpm.RPMTAG_NAME], hdr[rpm.RPMTAG_VERSION], hdr[rpm.RPMTAG_RELEASE])
     if manifest["name"] != name or claimed != header:

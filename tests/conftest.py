@@ -195,7 +195,8 @@ def freight_host(test_host: TestHost, freight_rpms: list[Path]) -> TestHost:
 
 # --- keys, signed packages, repositories (signing and publishing tests) ------
 
-TEST_SPECS = ROOT / "tests" / "specs"
+# Not in tests/specs itself: demo_repo builds every spec there into the demo repository.
+SIGN_SPECS = ROOT / "tests" / "specs" / "sign"
 _GNUPG_HOMES: list[Path] = []
 
 
@@ -271,16 +272,16 @@ def bulk_rpms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from freight import demorepo
 
     out = tmp_path_factory.mktemp("bulk")
-    demorepo.build_rpm(TEST_SPECS / "bulk.spec", out, {"count": "200"})
+    demorepo.build_rpm(SIGN_SPECS / "bulk.spec", out, {"count": "200"})
     assert len(list(out.glob("bulk-*.rpm"))) == 200
     return out
 
 
 def rpm_from_spec(spec: str, outdir: Path, **defines: str) -> Path:
-    """rpmbuild one of tests/specs into OUTDIR."""
+    """rpmbuild one of tests/specs/sign into OUTDIR."""
     from freight import demorepo
 
-    return demorepo.build_rpm(TEST_SPECS / spec, outdir, defines)
+    return demorepo.build_rpm(SIGN_SPECS / spec, outdir, defines)
 
 
 def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProcess:

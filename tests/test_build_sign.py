@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Signer, freight, make_signer, webapp_manifest
+from conftest import Signer, freight, make_signer, webapp_manifest, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +46,27 @@ def test_build_refuses_a_keyring_inside_the_output_folder(demo_repo: Path, tmp_p
     result = freight("build", manifest, "-o", out, "--sign", inside.fingerprint, env=inside.env)
     assert result.returncode == 2 and "is inside the output folder" in result.stderr
     assert not list(out.glob("*.rpm"))
+
+
+def test_a_derivative_is_signed_as_it_is_built(signer: Signer, tmp_path: Path) -> None:
+    src = tmp_path / "d"
+    (src / "site").mkdir(parents=True)
+    (src / "site/index.html").write_text("<h1>production</h1>\n")
+    manifest = write_manifest(
+        src,
+        """\
+        name: webapp-prod
+        version: "1.0"
+        summary: The demo web server with the production page
+        license: MIT
+        base: webapp
+        files:
+          - src: site/index.html
+            dest: /srv/www/index.html
+        """,
+    )
+    result = freight("build", manifest, "-o", tmp_path / "out", "--sign", signer.fingerprint, env=signer.env)
+    assert result.returncode == 0, result.stderr
+    verdict = freight("verify", "--json", result.last_line, env=signer.env)
+    assert verdict.returncode == 0, verdict.stdout
+    assert '"container": "webapp-prod"' in verdict.stdout

@@ -88,6 +88,7 @@ def test_bad_key_ids_and_files(signer: Signer, tmp_path: Path) -> None:
     assert result.returncode == 2 and "absent.asc: no such key file" in result.stderr
 
 
+@pytest.mark.slow
 def test_protected_key_needs_its_passphrase_and_never_prompts(tmp_path: Path, built_webapp: Path) -> None:
     passphrase = tmp_path / "passphrase"
     passphrase.write_text("correct horse\n")

@@ -16,6 +16,8 @@ import pytest
 from conftest import ROOT, Signer, dnf, freight, rpm_from_spec
 from repotools import OpenWatch, check_repository
 
+pytestmark = pytest.mark.slow  # real rpmbuild, createrepo_c and dnf
+
 PLAIN_REPO = "[test]\nname=test\nbaseurl={url}\ngpgcheck=0\nrepo_gpgcheck=0\n"
 
 
@@ -32,17 +34,31 @@ def repoquery(folder: Path, tmp: Path) -> list[str]:
     return sorted(proc.stdout.split())
 
 
-def copy_rpms(src: Path, dest: Path, pattern: str = "*.rpm") -> Path:
+def metadata_texts(folder: Path) -> dict[str, str]:
+    """The uncompressed primary, filelists and other XML of FOLDER's repository."""
+    import gzip
+
+    import createrepo_c as cr
+
+    records = cr.Repomd(str(folder / "repodata/repomd.xml")).records
+    return {r.type: gzip.decompress((folder / r.location_href).read_bytes()).decode() for r in records}
+
+
+def copy_rpms(src: Path, dest: Path, *patterns: str) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for rpm in src.glob(pattern):
-        shutil.copy2(rpm, dest / rpm.name)
+    for pattern in patterns or ["*.rpm"]:
+        for rpm in src.glob(pattern):
+            shutil.copy2(rpm, dest / rpm.name)
     return dest
+
+
+DEMO = ("demo-base-*.rpm", "demo-www-*.rpm")
 
 
 @pytest.fixture
 def small_repo(demo_repo: Path, tmp_path: Path) -> Path:
-    """A published copy of the demo repository (demo-base, demo-www)."""
-    repo = copy_rpms(demo_repo, tmp_path / "repo")
+    """A published repository of demo-base and demo-www."""
+    repo = copy_rpms(demo_repo, tmp_path / "repo", *DEMO)
     publish(repo)
     return repo
 
@@ -62,9 +78,14 @@ def test_publish_200_then_one_new_package_reads_only_the_new_one(bulk_rpms: Path
 
     listed = check_repository(repo)
     assert len(listed) == 201 and new in listed
-    # The reused records are the ones createrepo_c itself would write for these files.
+    # The reused records are exactly what reading every file again gives ...
+    fresh = tmp_path / "fresh"
+    shutil.copytree(repo, fresh, ignore=shutil.ignore_patterns("repodata", ".freight"))
+    assert publish(fresh)["read"] == 201
+    assert metadata_texts(fresh) == metadata_texts(repo)
+    # ... and list the packages createrepo_c itself finds.
     reference = tmp_path / "reference"
-    shutil.copytree(repo, reference, ignore=shutil.ignore_patterns("repodata", ".freight"))
+    shutil.copytree(fresh, reference, ignore=shutil.ignore_patterns("repodata", ".freight"))
     subprocess.run(["createrepo_c", "--quiet", "--no-database", str(reference)], check=True)
     assert check_repository(reference) == listed
     assert len(repoquery(repo, tmp_path)) == 201
@@ -168,7 +189,7 @@ def test_many_simultaneous_publishes_agree(small_repo: Path, bulk_rpms: Path) ->
 
 
 def test_keep_prunes_old_container_versions_only(demo_repo: Path, tmp_path: Path) -> None:
-    repo = copy_rpms(demo_repo, tmp_path / "repo")
+    repo = copy_rpms(demo_repo, tmp_path / "repo", *DEMO)
     for version in ("1.0", "1.1", "2.0", "10.0"):
         rpm_from_spec("fake-container.spec", repo, fake_version=version)
     stats = publish(repo, "--keep", "2")
@@ -231,3 +252,30 @@ def test_bad_folders_and_files(small_repo: Path, tmp_path: Path) -> None:
 def test_demo_repositories_are_written_by_publish(demo_repo: Path) -> None:
     assert (demo_repo / ".freight/publish-state.json").is_file()
     check_repository(demo_repo)
+
+
+def test_advisories_survive_a_publish(small_repo: Path, bulk_rpms: Path) -> None:
+    import datetime
+
+    from freight import updateinfo
+
+    advisory = updateinfo.Advisory(
+        id="FREIGHT-TEST-1", type="security", severity="Low", title="a test advisory", cves=["CVE-2026-0001"],
+        packages=[updateinfo.AdvisoryPackage("demo-www", 0, "1.0", "1", "noarch", "demo-www-1.0-1.noarch.rpm")],
+        issued=datetime.datetime(2026, 1, 1),
+    )
+    updateinfo.add_to_repo(small_repo, [advisory])
+    shutil.copy2(bulk_rpms / "bulk-001-1.0-1.noarch.rpm", small_repo)
+    publish(small_repo)
+    assert [u.id for u in updateinfo.read_repo(small_repo)] == ["FREIGHT-TEST-1"]
+    assert "bulk-001-1.0-1.noarch.rpm" in check_repository(small_repo)
+
+
+def test_a_damaged_package_is_refused_before_it_is_published(small_repo: Path, bulk_rpms: Path) -> None:
+    before = (small_repo / "repodata/repomd.xml").read_bytes()
+    data = (bulk_rpms / "bulk-001-1.0-1.noarch.rpm").read_bytes()
+    (small_repo / "bulk-001-1.0-1.noarch.rpm").write_bytes(data[:-10])  # an upload cut short
+    result = freight("publish", small_repo)
+    assert result.returncode == 1
+    assert f"{small_repo / 'bulk-001-1.0-1.noarch.rpm'}: truncated" in result.stderr
+    assert (small_repo / "repodata/repomd.xml").read_bytes() == before

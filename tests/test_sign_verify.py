@@ -192,3 +192,11 @@ def test_sign_refuses_to_vouch_for_a_lying_container(signer: Signer, tmp_path: P
     assert "refusing to sign (nothing was signed)" in result.stderr
     assert "the embedded manifest says container-fake 2.0-1" in result.stderr
     assert liar.read_bytes() == before
+
+
+def test_a_release_bumped_by_the_lock_serial_matches_its_manifest(signer: Signer, tmp_path: Path) -> None:
+    bumped = rpm_from_spec("fake-container.spec", tmp_path, lock_serial="2")
+    assert bumped.name == "container-fake-1.0-1.2.noarch.rpm"
+    result = freight("sign", "--key", signer.fingerprint, bumped, env=signer.env)
+    assert result.returncode == 0, result.stderr
+    assert freight("verify", bumped, env=signer.env).returncode == 0
