@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -40,16 +41,16 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from freight import keys, progress, rpmfile, verify
-from freight.files import fsync_dir, write_atomic
 from freight import log as flog
 from freight.errors import FreightError, UsageError
+from freight.files import fsync_dir, write_atomic
 
 log = logging.getLogger("freight.publish")
 
@@ -136,10 +137,9 @@ def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats
 
 
 def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
-    import createrepo_c as cr
-
     repodata = folder / "repodata"
-    previous = _load_previous(folder)
+    old_repomd = _read_repomd(repodata)
+    previous = _load_previous(folder, old_repomd)
     state = _load_state(folder)
     entries: list[_Entry] = []
     to_read: list[tuple[str, FileId]] = []
@@ -153,17 +153,17 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
     entries += _read_packages(folder, to_read)
     read = len(to_read)
     _hook("read")
+    entries, pruned = _prune(entries, options.keep)
     if options.sign_key is not None and not options.allow_unsigned:
         _refuse_unsigned(folder, entries)
-    entries, pruned = _prune(entries, options.keep)
 
-    revision = _next_revision(repodata)
+    revision = _next_revision(old_repomd)
     new = Path(tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=folder))
     try:
         os.chmod(new, 0o755)  # mkdtemp makes it private; a web server must read repodata/
-        extras = _link_extra_metadata(repodata, new)
-        _write_metadata(new, entries, revision, extras, cr)
-        _carry_previous_generation(repodata, new)
+        extras = _link_extra_metadata(folder, old_repomd, new)
+        _write_metadata(new, entries, revision, extras)
+        _carry_previous_generation(folder, old_repomd, new)
         if options.sign_key is not None:
             keys.detach_sign(new / "repomd.xml", options.sign_key, new / "repomd.xml.asc")
             write_atomic(folder / KEY_FILE, keys.export(options.sign_key.fingerprint))
@@ -186,7 +186,6 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         pruned=pruned,
         signed=options.sign_key is not None,
     )
-    return stats
 
 
 # --- reading packages --------------------------------------------------------
@@ -206,17 +205,15 @@ def _scan(folder: Path) -> list[str]:
 def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Entry]:
     """New or changed files: check each is whole (digests, embedded manifest), then read its metadata.
 
-    The check hashes every payload, so many files are checked in worker
-    processes (rpm's logging is process-global, so not threads).
+    The check hashes every payload, so files are checked in threads (hashing
+    runs outside the GIL). Not processes: a worker would inherit the publish
+    lock and could outlive a killed publisher, keeping the lock taken.
     """
     import createrepo_c as cr
 
     paths = [folder / href for href, _ in to_read]
-    if len(paths) > 4 and (os.cpu_count() or 1) > 1:
-        with ProcessPoolExecutor(os.cpu_count()) as pool:
-            verdicts = list(pool.map(verify.verify_one, paths, [None] * len(paths), chunksize=8))
-    else:
-        verdicts = [verify.verify_one(path, None) for path in paths]
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        verdicts = list(pool.map(lambda path: verify.verify_one(path, None), paths))
     entries = []
     with progress.bar("Reading packages", len(paths)) as bar:
         for (href, file_id), path, whole in zip(to_read, paths, verdicts):
@@ -242,25 +239,36 @@ def _reusable(recorded: dict[str, Any] | None, file_id: FileId, previous: dict[s
     return pkg
 
 
-def _load_previous(folder: Path) -> dict[str, Any]:
+def _read_repomd(repodata: Path) -> Any:
+    """The previous repomd.xml (a createrepo_c.Repomd), or None on a first publish or when it is unreadable."""
+    import createrepo_c as cr
+
+    if not (repodata / "repomd.xml").exists():
+        return None
+    try:
+        return cr.Repomd(str(repodata / "repomd.xml"))
+    except Exception as exc:  # createrepo_c raises its own error type
+        log.warning("%s: unreadable (%s); writing the metadata from scratch", repodata / "repomd.xml", exc)
+        return None
+
+
+def _load_previous(folder: Path, repomd: Any) -> dict[str, Any]:
     """The previous metadata's packages by pkgId, with their file lists and changelogs.
 
     Empty when there is none or it cannot be read: then every package is read.
     """
     import createrepo_c as cr
 
-    repodata = folder / "repodata"
-    try:
-        records = {r.type: folder / r.location_href for r in cr.Repomd(str(repodata / "repomd.xml")).records}
-    except Exception:  # no previous metadata (createrepo_c raises its own error type)
+    if repomd is None:
         return {}
+    records = {r.type: folder / r.location_href for r in repomd.records}
     packages: dict[str, Any] = {}
     try:
         cr.xml_parse_primary(str(records["primary"]), pkgcb=lambda pkg: packages.__setitem__(pkg.pkgId, pkg), do_files=False)
         for kind, parse in (("filelists", cr.xml_parse_filelists), ("other", cr.xml_parse_other)):
             parse(str(records[kind]), newpkgcb=lambda pkgid, name, arch: packages.get(pkgid))
     except Exception as exc:  # a missing record, a missing file, or XML createrepo_c cannot parse
-        log.warning("%s: the previous metadata cannot be read (%s); reading every package again", repodata, exc)
+        log.warning("%s: the previous metadata cannot be read (%s); reading every package again", folder / "repodata", exc)
         return {}
     return packages
 
@@ -299,9 +307,10 @@ def _prune(entries: list[_Entry], keep: int | None) -> tuple[list[_Entry], list[
         container = _container_of(e.pkg)
         if container is not None:
             groups.setdefault((e.pkg.name, e.pkg.arch), []).append(e)
+    newest_first = functools.cmp_to_key(lambda a, b: rpm.labelCompare(_evr(b.pkg), _evr(a.pkg)))
     pruned: set[str] = set()
     for group in groups.values():
-        group.sort(key=_evr_key(rpm), reverse=True)
+        group.sort(key=newest_first)
         pruned.update(e.href for e in group[keep:])
     return [e for e in entries if e.href not in pruned], sorted(pruned)
 
@@ -313,15 +322,6 @@ def _container_of(pkg: Any) -> str | None:
     return None
 
 
-def _evr_key(rpm: Any) -> Any:
-    import functools
-
-    def compare(a: _Entry, b: _Entry) -> int:
-        return rpm.labelCompare(_evr(a.pkg), _evr(b.pkg))
-
-    return functools.cmp_to_key(compare)
-
-
 def _evr(pkg: Any) -> tuple[str, str, str]:
     return (str(pkg.epoch or "0"), pkg.version, pkg.release)
 
@@ -329,8 +329,10 @@ def _evr(pkg: Any) -> tuple[str, str, str]:
 # --- writing metadata --------------------------------------------------------
 
 
-def _write_metadata(out: Path, entries: list[_Entry], revision: str, extras: list[tuple[str, Path]], cr: Any) -> None:
+def _write_metadata(out: Path, entries: list[_Entry], revision: str, extras: list[tuple[str, Path]]) -> None:
     """primary, filelists and other (gzip), the EXTRAS, and repomd.xml in OUT (no sqlite: dnf reads the XML)."""
+    import createrepo_c as cr
+
     paths = {name: out / f"{name}.xml.gz" for name in _METADATA}
     writers = {
         "primary": cr.PrimaryXmlFile(str(paths["primary"])),
@@ -357,29 +359,21 @@ def _write_metadata(out: Path, entries: list[_Entry], revision: str, extras: lis
     (out / "repomd.xml").write_text(repomd.xml_dump())
 
 
-def _next_revision(repodata: Path) -> str:
+def _next_revision(repomd: Any) -> str:
     """Seconds since the epoch, and always greater than the previous revision."""
     now = int(time.time())
     try:
-        import createrepo_c as cr
-
-        old = cr.Repomd(str(repodata / "repomd.xml")).revision
-        return str(max(now, int(old) + 1))
-    except Exception:  # no previous repomd.xml, or a revision that is not a number
+        return str(max(now, int(repomd.revision) + 1))
+    except (AttributeError, TypeError, ValueError):  # no previous repomd.xml, or a revision that is not a number
         return str(now)
 
 
-def _link_extra_metadata(repodata: Path, new: Path) -> list[tuple[str, Path]]:
+def _link_extra_metadata(folder: Path, repomd: Any, new: Path) -> list[tuple[str, Path]]:
     """Link the previous metadata that publish does not make (advisories, comps …) into NEW."""
-    import createrepo_c as cr
-
-    try:
-        records = cr.Repomd(str(repodata / "repomd.xml")).records
-    except Exception:  # first publish, or unreadable: nothing to keep
-        return []
+    repodata = folder / "repodata"
     extras = []
-    for record in records:
-        src = repodata.parent / record.location_href
+    for record in repomd.records if repomd is not None else []:
+        src = folder / record.location_href
         if record.type in _REGENERATED or src.parent != repodata:
             continue
         if not src.is_file():
@@ -398,18 +392,12 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
-def _carry_previous_generation(repodata: Path, new: Path) -> None:
+def _carry_previous_generation(folder: Path, repomd: Any, new: Path) -> None:
     """Hard-link the files the previous repomd.xml names into the new repodata/, for readers mid-fetch."""
-    import createrepo_c as cr
-
-    try:
-        records = cr.Repomd(str(repodata / "repomd.xml")).records
-    except Exception:  # first publish, or unreadable: nothing to carry
-        return
-    for record in records:
-        src = repodata.parent / record.location_href
-        dest = new / Path(record.location_href).name
-        if src.parent == repodata and src.is_file() and not dest.exists():
+    for record in repomd.records if repomd is not None else []:
+        src = folder / record.location_href
+        dest = new / src.name
+        if src.parent == folder / "repodata" and src.is_file() and not dest.exists():
             _link_or_copy(src, dest)
 
 

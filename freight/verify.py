@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,9 @@ from freight.package import meta_dir
 
 log = logging.getLogger("freight.verify")
 
+# rpm logs to one process-wide sink, which verification redirects to learn why
+# rpm refused a header: one thread at a time may do that (hashing runs freely).
+_RPM_LOCK = threading.Lock()
 # rpm's PGPHASHALGO numbers, as RPMTAG_PAYLOADDIGESTALGO states them.
 _HASHES = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
 _ARMOR_BLOCK = re.compile(rb"-----BEGIN PGP PUBLIC KEY BLOCK-----.*?-----END PGP PUBLIC KEY BLOCK-----", re.S)
@@ -158,6 +162,41 @@ def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict) -
     if len(lead) < rpmfile.LEAD_SIZE:
         return f"truncated: {len(lead)} bytes, shorter than an RPM lead"
     os.lseek(fd, 0, os.SEEK_SET)
+    with _RPM_LOCK:
+        hdr, reason = _read_header(fd, trusted)
+        if hdr is None:
+            return reason
+        payload_start = os.lseek(fd, 0, os.SEEK_CUR)
+        verdict.nevra = hdr[rpm.RPMTAG_NEVRA]
+        verdict.signer = rpmfile.signature_keyid(hdr)
+        verdict.container = rpmfile.container_name(hdr)
+        expected = rpmfile.expected_size(fd, hdr)
+        digests = hdr[rpm.RPMTAG_PAYLOADDIGEST]
+        algo = _HASHES.get(int(hdr[rpm.RPMTAG_PAYLOADDIGESTALGO] or 0))
+    if trusted is not None:
+        if verdict.signer is None:
+            return "not signed (its digests are intact, but nothing says who made it)"
+        verdict.signer_uid = trusted.name(verdict.signer)
+
+    size = os.fstat(fd).st_size
+    if expected is not None and size < expected:
+        return f"truncated: {size} bytes, the package is {expected}"
+    if expected is not None and size > expected:
+        return f"{size - expected} bytes of trailing data after the payload"
+    if not digests or algo is None:
+        return "the header states no payload digest (built by rpm older than 4.14), so its payload cannot be proven"
+    if _hash_from(fd, payload_start, algo) != digests[0]:
+        return f"the payload was altered: its {algo.upper()} does not match the digest in the signed header"
+    if verdict.container is not None:
+        with _RPM_LOCK:
+            return _check_container(fd, hdr, payload_start, verdict.container)
+    return ""
+
+
+def _read_header(fd: int, trusted: TrustedKeys | None) -> tuple[Any, str]:
+    """The header, with its digests (and, given TRUSTED, its signature) checked; else None and why."""
+    import rpm
+
     if trusted is not None:
         ts = rpm.TransactionSet("/", 0)  # check every digest and signature there is
         ts.setKeyring(trusted.keyring)
@@ -165,33 +204,19 @@ def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict) -
         ts = rpm.TransactionSet("/", rpm._RPMVSF_NOSIGNATURES)
     with _rpm_log() as messages:
         try:
-            hdr = ts.hdrFromFdno(fd)
-            error = None
+            return ts.hdrFromFdno(fd), ""
         except rpm.error as exc:
-            hdr, error = None, str(exc)
-    if hdr is None:
-        return _header_failure(error or "", messages())
-    payload_start = os.lseek(fd, 0, os.SEEK_CUR)
-    verdict.nevra = hdr[rpm.RPMTAG_NEVRA]
-    verdict.signer = rpmfile.signature_keyid(hdr)
-    if trusted is not None:
-        if verdict.signer is None:
-            return "not signed (its digests are intact, but nothing says who made it)"
-        verdict.signer_uid = trusted.name(verdict.signer)
+            error = str(exc)
+    return None, _header_failure(error, messages())
 
-    size = os.fstat(fd).st_size
-    expected = rpmfile.expected_size(fd, hdr)
-    if expected is not None and size < expected:
-        return f"truncated: {size} bytes, the package is {expected}"
-    if expected is not None and size > expected:
-        return f"{size - expected} bytes of trailing data after the payload"
-    reason = _check_payload(fd, hdr, payload_start)
-    if reason:
-        return reason
-    verdict.container = rpmfile.container_name(hdr)
-    if verdict.container is not None:
-        return _check_container(fd, hdr, payload_start, verdict.container)
-    return ""
+
+def _hash_from(fd: int, offset: int, algo: str) -> str:
+    """The digest of FD from OFFSET to its end (the payload); threads may run this side by side."""
+    h = hashlib.new(algo)
+    os.lseek(fd, offset, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def _header_failure(error: str, messages: list[str]) -> str:
@@ -210,23 +235,6 @@ def _header_failure(error: str, messages: list[str]) -> str:
     if "not an rpm package" in error.lower() or not messages:
         return "damaged: rpm cannot read its header" + (f" ({error})" if error else "")
     return "; ".join(detail)
-
-
-def _check_payload(fd: int, hdr: Any, payload_start: int) -> str:
-    """Hash the payload and compare with the digest the signed header states."""
-    import rpm
-
-    digests = hdr[rpm.RPMTAG_PAYLOADDIGEST]
-    algo = _HASHES.get(int(hdr[rpm.RPMTAG_PAYLOADDIGESTALGO] or 0))
-    if not digests or algo is None:
-        return "the header states no payload digest (built by rpm older than 4.14), so its payload cannot be proven"
-    h = hashlib.new(algo)
-    os.lseek(fd, payload_start, os.SEEK_SET)
-    while chunk := os.read(fd, 1 << 20):
-        h.update(chunk)
-    if h.hexdigest() != digests[0]:
-        return f"the payload was altered: its {algo.upper()} does not match the digest in the signed header"
-    return ""
 
 
 def _check_container(fd: int, hdr: Any, payload_start: int, name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -151,6 +152,8 @@ def test_publish_killed_at_random_moments_never_breaks_the_repository(bulk_rpms:
         listed = set(check_repository(repo))  # whole, whichever generation it is
         assert good <= listed
         good = listed if len(listed) > len(good) else good
+        with open(repo / ".freight/publish.lock") as lock:  # nothing of the killed publish holds the lock
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     publish(repo)
     assert len(check_repository(repo)) == len(list(repo.glob("*.rpm")))
 
