@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,9 @@ def _ensure_home(path: Path) -> Path:
     return path
 
 
-def gpg(args: list[str | os.PathLike[str]], *, homedir: Path | None = None, check: bool = True, input: str | None = None):
+def gpg(
+    args: list[str | os.PathLike[str]], *, homedir: Path | None = None, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess:
     """Run gpg in batch mode against freight's keyring (or HOMEDIR)."""
     where = _ensure_home(homedir or home())
     return run(
@@ -247,11 +250,6 @@ def export(keyid: str) -> str:
     if "BEGIN PGP PUBLIC KEY BLOCK" not in text:
         raise FreightError(f"gpg exported nothing for {key.fingerprint}")
     return text
-
-
-def export_all() -> dict[str, str]:
-    """Every public key in the keyring, armored, by fingerprint."""
-    return {k.fingerprint: export(k.fingerprint) for k in list_keys()}
 
 
 def import_file(path: Path, passphrase_file: Path | None = None) -> list[str]:

@@ -42,15 +42,6 @@ def require_rpm(path: Path) -> None:
         raise UsageError(f"{path}: not an RPM package")
 
 
-def read_header(path: Path) -> Any:
-    """The header of PATH without checking digests or signatures (for facts, not trust)."""
-    import rpm
-
-    ts = rpm.TransactionSet("/", rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)
-    with path.open("rb") as f:
-        return ts.hdrFromFdno(f.fileno())
-
-
 def signature(hdr: Any) -> str | None:
     """rpm's description of the header's signature ('RSA/SHA256, <date>, Key ID …'), None when unsigned."""
     for tag in SIGNATURE_TAGS:
