@@ -8,6 +8,7 @@ import hashlib
 import os
 import struct
 import subprocess
+import tempfile
 from pathlib import Path
 
 _IN_OPEN = 0x00000020
@@ -84,11 +85,11 @@ def check_repository(folder: Path, pubkey: Path | None = None) -> dict[str, str]
         assert sha256(path) == pkg.pkgId, f"{pkg.location_href} changed since it was published"
         packages[pkg.location_href] = pkg.pkgId
     if pubkey is not None:
-        keyring = folder.parent / f".{folder.name}-gpgv.kbx"
-        subprocess.run(["gpg", "--batch", "--no-default-keyring", "--keyring", str(keyring), "--import", str(pubkey)],
-                       check=True, capture_output=True)
-        gpgv = subprocess.run(["gpgv", "--keyring", str(keyring), str(folder / "repodata" / "repomd.xml.asc"),
-                               str(folder / "repodata" / "repomd.xml")], capture_output=True, text=True)
-        keyring.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(prefix="gpgv-") as home:  # never the user's ~/.gnupg
+            subprocess.run(["gpg", "--homedir", home, "--batch", "--import", str(pubkey)], check=True, capture_output=True)
+            gpgv = subprocess.run(["gpgv", "--homedir", home, "--keyring", f"{home}/pubring.kbx",
+                                   str(folder / "repodata" / "repomd.xml.asc"), str(folder / "repodata" / "repomd.xml")],
+                                  capture_output=True, text=True)
+            subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True)
         assert gpgv.returncode == 0, gpgv.stderr
     return packages

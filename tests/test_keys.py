@@ -113,3 +113,7 @@ def test_protected_key_needs_its_passphrase_and_never_prompts(tmp_path: Path, bu
     result = freight("sign", "--key", protected.fingerprint, rpm, env={**protected.env, "FREIGHT_PASSPHRASE_FILE": str(passphrase)})
     assert result.returncode == 0, result.stderr
     assert rpm.read_bytes() != before
+
+    # gpg-agent now has the pass-phrase cached: no file needed until it forgets.
+    again = freight("sign", "--key", protected.fingerprint, rpm, env=protected.env)
+    assert again.returncode == 0, again.stderr
