@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from freight import __version__, keys, lock, package, sign, stage
+from freight import __version__, keys, lock, outdated, package, sign, stage
 from freight import log as flog
 from freight.dirs import cache_dir
 from freight.errors import UsageError
@@ -107,7 +107,13 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         if existing is not None:
             new_lock = existing
         elif previous is not None:
-            new_lock = previous.updated(manifest.resolution_inputs(), repo_digests, staged.packages, staged.base)
+            new_lock = previous.updated(
+                manifest.resolution_inputs(),
+                repo_digests,
+                staged.packages,
+                staged.base,
+                fixes=lambda: outdated.fixed_between(manifest, previous.packages, staged.packages),
+            )
         else:
             new_lock = lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=staged.packages, base=staged.base)
         write_metadata(manifest, buildroot, new_lock)

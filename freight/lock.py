@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.request
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -36,17 +37,28 @@ class Lock:
     serial: int = 0
     # A layer's base: the exact container package its packages were installed on.
     base: LockedPackage | None = None
+    # The advisories the last --update-lock brought in (see freight.outdated.fixed_between):
+    # publish turns them into an advisory for the container package itself.
+    fixes: list[dict[str, Any]] = field(default_factory=list)
 
     def release(self, manifest_release: str) -> str:
         """The container's release: the manifest's, plus `.SERIAL` once the lock was updated."""
         return release(manifest_release, self.serial)
 
     def updated(
-        self, inputs: dict[str, Any], repos: dict[str, str], packages: list[LockedPackage], base: LockedPackage | None = None
+        self,
+        inputs: dict[str, Any],
+        repos: dict[str, str],
+        packages: list[LockedPackage],
+        base: LockedPackage | None = None,
+        fixes: Callable[[], list[dict[str, Any]]] = list,
     ) -> Lock:
-        """The lock --update-lock writes: the serial moves on only when the packages (or the base) changed."""
-        new = Lock(inputs=inputs, repos=repos, packages=packages, serial=self.serial, base=base)
-        new.serial += [asdict(p) for p in new.pinned] != [asdict(p) for p in self.pinned]
+        """The lock --update-lock writes: the serial moves on only when the packages (or the base)
+        changed, and then FIXES() says which advisories the change brought in."""
+        new = Lock(inputs=inputs, repos=repos, packages=packages, serial=self.serial, base=base, fixes=self.fixes)
+        if [asdict(p) for p in new.pinned] != [asdict(p) for p in self.pinned]:
+            new.serial += 1
+            new.fixes = fixes()
         return new
 
     @property
@@ -70,6 +82,8 @@ class Lock:
         }
         if self.base is not None:
             doc["base"] = asdict(self.base)
+        if self.fixes:
+            doc["fixes"] = self.fixes
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -95,6 +109,7 @@ def read(path: Path) -> Lock | None:
             packages=[LockedPackage(**p) for p in doc["packages"]],
             serial=int(doc.get("serial", 0)),
             base=LockedPackage(**doc["base"]) if doc.get("base") else None,
+            fixes=list(doc.get("fixes", [])),
         )
     except (KeyError, TypeError) as exc:
         raise UsageError(f"{path}: malformed lock file (missing {exc}); run with --update-lock") from None

@@ -15,7 +15,7 @@ from freight import lock
 from freight.errors import UsageError
 from freight.manifest import Manifest
 from freight.repoquery import AdvisoryInfo, advisories_of, evr, sack
-from freight.stage import StageRequest
+from freight.stage import LockedPackage, StageRequest
 
 REBUILD_DUE = 100
 
@@ -50,7 +50,7 @@ class ContainerReport:
                     "locked": p.locked,
                     "available": p.available,
                     "security": p.security,
-                    "advisories": [a.__dict__ | {"cves": list(a.cves)} for a in p.advisories],
+                    "advisories": [a.to_json() for a in p.advisories],
                 }
                 for p in self.packages
             ],
@@ -73,6 +73,23 @@ def check(manifest: Manifest) -> ContainerReport:
             newest = max(newer, key=_sort_key)
             found.append(OutdatedPackage(pkg.name, pkg.arch, pkg.evr, evr(newest), advisories))
     return ContainerReport(manifest.path, manifest.package_name, found)
+
+
+def fixed_between(manifest: Manifest, old: list[LockedPackage], new: list[LockedPackage]) -> list[dict[str, Any]]:
+    """The advisories that moving from the OLD locked packages to the NEW ones brings in:
+    those shipping a version of a package after its old one, up to its new one."""
+    before = {(p.name, p.arch): p for p in old}
+    moved = [(before[(p.name, p.arch)], p) for p in new if (p.name, p.arch) in before and before[(p.name, p.arch)].evr != p.evr]
+    if not moved:
+        return []
+    fixes = []
+    with sack(StageRequest.for_manifest(manifest, Path("/nonexistent"), gpgcheck=False)) as base:
+        available = base.sack.query().available()
+        for was, now in moved:
+            shipped = available.filter(name=now.name, arch=now.arch, evr__gt=was.evr, evr__lte=now.evr)
+            for advisory in sorted({a for pkg in shipped for a in advisories_of(pkg)}, key=lambda a: a.id):
+                fixes.append({**advisory.to_json(), "package": now.name, "from": was.evr, "to": now.evr})
+    return fixes
 
 
 def _sort_key(pkg: Any) -> Any:

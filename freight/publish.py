@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight import keys, progress, rpmfile, verify
+from freight import keys, progress, rpmfile, updateinfo, verify
 from freight import log as flog
 from freight.errors import FreightError, UsageError
 from freight.files import fsync_dir, write_atomic
@@ -112,6 +112,7 @@ class _Entry:
     pkg: Any  # createrepo_c.Package
     file_id: FileId
     signer: str | None
+    fixes: list[dict[str, Any]] = field(default_factory=list)  # what a container's lock update brought in
 
 
 def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats:
@@ -147,7 +148,7 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         file_id = FileId.of(folder / href)
         old = _reusable(state.get(href), file_id, previous)
         if old is not None:
-            entries.append(_Entry(href, old, file_id, state[href].get("signer")))
+            entries.append(_Entry(href, old, file_id, state[href].get("signer"), state[href].get("fixes", [])))
         else:
             to_read.append((href, file_id))
     entries += _read_packages(folder, to_read)
@@ -161,7 +162,7 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
     new = Path(tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=folder))
     try:
         os.chmod(new, 0o755)  # mkdtemp makes it private; a web server must read repodata/
-        extras = _link_extra_metadata(folder, old_repomd, new)
+        extras = _with_container_advisories(new, _link_extra_metadata(folder, old_repomd, new), entries)
         _write_metadata(new, entries, revision, extras)
         _carry_previous_generation(folder, old_repomd, new)
         if options.sign_key is not None:
@@ -224,7 +225,7 @@ def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Ent
             except Exception as exc:  # createrepo_c raises its own error type
                 raise FreightError(f"{path}: cannot read the package: {exc}") from None
             log.debug("  read %s", href)
-            entries.append(_Entry(href, pkg, file_id, whole.signer))
+            entries.append(_Entry(href, pkg, file_id, whole.signer, whole.fixes))
             bar.advance()
     return entries
 
@@ -282,7 +283,10 @@ def _load_state(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def _save_state(folder: Path, entries: list[_Entry]) -> None:
-    files = {e.href: {"href": e.href, "file": asdict(e.file_id), "pkgid": e.pkg.pkgId, "signer": e.signer} for e in entries}
+    files = {
+        e.href: {"href": e.href, "file": asdict(e.file_id), "pkgid": e.pkg.pkgId, "signer": e.signer, "fixes": e.fixes}
+        for e in entries
+    }
     write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps({"format": 1, "files": files}, indent=1, sort_keys=True))
 
 
@@ -383,6 +387,21 @@ def _link_extra_metadata(folder: Path, repomd: Any, new: Path) -> list[tuple[str
         _link_or_copy(src, dest)
         extras.append((record.type, dest))
     return extras
+
+
+def _with_container_advisories(new: Path, extras: list[tuple[str, Path]], entries: list[_Entry]) -> list[tuple[str, Path]]:
+    """EXTRAS with an updateinfo that holds an advisory for each container whose rebuild fixed something."""
+    advisories = [updateinfo.container_advisory(e.pkg, e.fixes) for e in entries if e.fixes]
+    previous = next((path for kind, path in extras if kind == "updateinfo"), None)
+    if not advisories and previous is None:
+        return extras
+    merged = new / "updateinfo.xml.gz"
+    updateinfo.write_merged(merged, previous, advisories)
+    if previous is not None:
+        previous.unlink()  # the previous generation's copy is linked in again for readers mid-fetch
+    for advisory in advisories:
+        log.info("  advisory %s (%s%s)", advisory.id, advisory.type, f", {', '.join(advisory.cves)}" if advisory.cves else "")
+    return [(kind, path) for kind, path in extras if kind != "updateinfo"] + [("updateinfo", merged)]
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -22,6 +22,9 @@ class AdvisoryInfo:
     severity: str
     cves: tuple[str, ...] = field(default_factory=tuple)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "severity": self.severity, "cves": list(self.cves)}
+
     def describe(self) -> str:
         severity = f" ({self.severity})" if self.severity and self.severity != "None" else ""
         cves = f": {', '.join(self.cves)}" if self.cves else ""

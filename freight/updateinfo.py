@@ -13,6 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import createrepo_c as cr
 
@@ -37,6 +38,7 @@ class Advisory:
     cves: list[str] = field(default_factory=list)
     packages: list[AdvisoryPackage] = field(default_factory=list)
     issued: datetime.datetime = field(default_factory=lambda: datetime.datetime(1970, 1, 1))
+    origin: str = "freight"
 
     def record(self) -> cr.UpdateRecord:
         rec = cr.UpdateRecord()
@@ -48,7 +50,7 @@ class Advisory:
         rec.summary = self.title
         rec.status = "final"
         rec.version = "1"
-        rec.fromstr = "freight"
+        rec.fromstr = self.origin
         rec.issued_date = self.issued
         rec.updated_date = self.issued
         for cve in self.cves:
@@ -78,10 +80,53 @@ def write_xml(path: Path, advisories: list[Advisory]) -> None:
     out.close()
 
 
+SEVERITIES = ["", "None", "Low", "Moderate", "Important", "Critical"]
+_TYPES = ["enhancement", "newpackage", "bugfix", "security"]
+# The `from` of the advisories publish makes for container packages (and remakes at every publish).
+PUBLISHED = "freight-publish"
+
+
+def container_advisory(pkg: cr.Package, fixes: list[dict[str, Any]]) -> Advisory:
+    """The advisory for a container package whose lock update brought in FIXES:
+    dnf's security workflow then sees the container itself as a security update."""
+    kind = max((f.get("type", "bugfix") for f in fixes), key=lambda t: _TYPES.index(t) if t in _TYPES else 0)
+    severity = max((f.get("severity", "") for f in fixes), key=lambda s: SEVERITIES.index(s) if s in SEVERITIES else 0)
+    cves = sorted({cve for f in fixes for cve in f.get("cves", [])})
+    moved = sorted({f"{f['package']} {f['to']}" for f in fixes})
+    lines = [f"- {f['package']} {f['from']} -> {f['to']}: {f['type']} {f['id']}" + (f" ({', '.join(f['cves'])})" if f.get("cves") else "") for f in fixes]
+    return Advisory(
+        id=f"FREIGHT-{pkg.name}-{pkg.version}-{pkg.release}",
+        type=kind,
+        severity="" if severity == "None" else severity,
+        title=f"{pkg.name} {pkg.version}-{pkg.release}: rebuilt with {', '.join(moved)}",
+        description="This container was rebuilt with fixed packages:\n" + "\n".join(lines),
+        cves=cves,
+        packages=[AdvisoryPackage(pkg.name, int(pkg.epoch or 0), pkg.version, pkg.release, pkg.arch, Path(pkg.location_href).name)],
+        issued=datetime.datetime.fromtimestamp(pkg.time_build, datetime.timezone.utc).replace(tzinfo=None),
+        origin=PUBLISHED,
+    )
+
+
+def write_merged(path: Path, previous: Path | None, advisories: list[Advisory]) -> None:
+    """updateinfo at PATH: the records of PREVIOUS that freight did not write, and ADVISORIES.
+
+    The records publish made are made anew from the packages each time, so a
+    pruned container takes its advisory with it; any other record stays untouched."""
+    out = cr.UpdateInfoXmlFile(str(path))
+    if previous is not None:
+        for record in cr.UpdateInfo(str(previous)).updates:
+            if record.fromstr != PUBLISHED:
+                out.add_chunk(cr.xml_dump_updaterecord(record))
+    for advisory in advisories:
+        out.add_chunk(cr.xml_dump_updaterecord(advisory.record()))
+    out.close()
+
+
 def add_to_repo(repo: Path, advisories: list[Advisory]) -> None:
     """Put ADVISORIES into REPO's metadata, replacing any updateinfo it had (as modifyrepo_c does).
 
-    repomd.xml is replaced atomically; a reader sees the old or the new metadata."""
+    For repositories freight does not publish (a distribution's, in the tests and
+    the demo); `freight publish` makes its own. repomd.xml is replaced atomically."""
     repodata = repo / "repodata"
     repomd_path = repodata / "repomd.xml"
     repomd = cr.Repomd(str(repomd_path))

@@ -56,6 +56,7 @@ class Verdict:
     signer: str | None = None  # long key id of the signature, when there is one
     signer_uid: str | None = None
     container: str | None = None
+    fixes: list[dict[str, Any]] = field(default_factory=list)  # advisories a container's lock records
 
     def line(self) -> str:
         if self.ok:
@@ -189,7 +190,7 @@ def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict) -
         return f"the payload was altered: its {algo.upper()} does not match the digest in the signed header"
     if verdict.container is not None:
         with _RPM_LOCK:
-            return _check_container(fd, hdr, payload_start, verdict.container)
+            return _check_container(fd, hdr, payload_start, verdict)
     return ""
 
 
@@ -237,10 +238,13 @@ def _header_failure(error: str, messages: list[str]) -> str:
     return "; ".join(detail)
 
 
-def _check_container(fd: int, hdr: Any, payload_start: int, name: str) -> str:
-    """The manifest (and lock) the container carries must describe this very package."""
+def _check_container(fd: int, hdr: Any, payload_start: int, verdict: Verdict) -> str:
+    """The manifest (and lock) the container carries must describe this very package.
+
+    The advisories its lock records (`fixes`) go into VERDICT for publish."""
     import rpm
 
+    name = str(verdict.container)
     wanted = {f"{meta_dir(name)}/{leaf}": leaf for leaf in ("manifest.json", "lock.json")}
     found: dict[str, bytes] = {}
     os.lseek(fd, payload_start, os.SEEK_SET)
@@ -261,7 +265,9 @@ def _check_container(fd: int, hdr: Any, payload_start: int, name: str) -> str:
         return f"provides freight-container({name}) but carries no {target}"
     try:
         manifest = json.loads(found["manifest.json"])
-        serial = int(json.loads(found["lock.json"]).get("serial", 0)) if "lock.json" in found else 0
+        embedded_lock = json.loads(found["lock.json"]) if "lock.json" in found else {}
+        serial = int(embedded_lock.get("serial", 0))
+        verdict.fixes = list(embedded_lock.get("fixes", []))
         # A rebuild after --update-lock carries the lock's serial in its release.
         claimed = (f"container-{manifest['name']}", str(manifest["version"]), lock.release(str(manifest["release"]), serial))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

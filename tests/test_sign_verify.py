@@ -53,6 +53,7 @@ def test_verify_accepts_the_signed_container(signed_webapp: Path, signer: Signer
         "signer": signer.fingerprint[-16:],
         "signer_uid": "freight tests <signer@example.com>",
         "container": "webapp",
+        "fixes": [],
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import rpm
 
-from conftest import ROOT, copy_repo, freight, webapp_manifest
+from conftest import ROOT, Signer, copy_repo, dnf, freight, rpm_from_spec, webapp_manifest
 from freight import demorepo, updateinfo
 
 pytestmark = pytest.mark.slow
@@ -126,7 +126,12 @@ def test_update_lock_makes_a_newer_release(scenario: tuple[Path, Path, Path]) ->
     assert rebuilt.returncode == 0, rebuilt.stderr
     second = Path(rebuilt.last_line)
     assert second.name == "container-webapp-1.0-1.1.x86_64.rpm"
-    assert json.loads(manifest.with_suffix(".lock").read_text())["serial"] == 1
+    written = json.loads(manifest.with_suffix(".lock").read_text())
+    assert written["serial"] == 1
+    # the lock says which advisories the update brought in; publish makes them the container's advisory
+    assert written["fixes"] == [
+        {"id": "FREIGHT-2026-0001", "type": "security", "severity": "Important", "cves": [CVE], "package": "demo-ssl", "from": "1.0-1", "to": "2.0-1"}
+    ]
 
     def evr(path: Path) -> tuple[str, str, str]:
         ts = rpm.TransactionSet()
@@ -142,3 +147,44 @@ def test_update_lock_makes_a_newer_release(scenario: tuple[Path, Path, Path]) ->
     again = freight("build", manifest, "-o", out, "--update-lock")
     assert Path(again.last_line).name == "container-webapp-1.0-1.1.x86_64.rpm"
     assert json.loads(manifest.with_suffix(".lock").read_text())["serial"] == 1
+
+
+def test_publish_gives_the_rebuilt_container_an_advisory_dnf_acts_on(
+    scenario: tuple[Path, Path, Path], signer: Signer, tmp_path: Path
+) -> None:
+    """dnf's own security workflow sees the rebuilt container as a security update."""
+    repo, manifest, out = scenario
+    containers = tmp_path / "containers"
+    containers.mkdir()
+    old = Path(freight("build", manifest, "-o", containers, "--sign", signer.fingerprint, env=signer.env).last_line)
+    stub = rpm_from_spec("freight-host-stub.spec", containers)
+    assert freight("sign", "--key", signer.fingerprint, stub, env=signer.env).returncode == 0
+    assert freight("publish", containers, "--sign-key", signer.fingerprint, env=signer.env).returncode == 0
+    repo_file = freight("repo-file", "--name", "containers", "--baseurl", containers.as_uri()).stdout
+    root = tmp_path / "host"
+    installed = dnf(root, repo_file, "install", "container-webapp")
+    assert installed.returncode == 0, installed.stderr
+
+    fix_demo_ssl(repo)
+    rebuilt = freight("build", manifest, "-o", containers, "--update-lock", "--sign", signer.fingerprint, env=signer.env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    published = freight("publish", containers, "--sign-key", signer.fingerprint, env=signer.env)
+    assert published.returncode == 0, published.stderr
+    assert "advisory FREIGHT-container-webapp-1.0-1.1 (security, CVE-2026-12345)" in published.stderr
+    records = {r.id: r for r in updateinfo.read_repo(containers)}
+    advisory = records["FREIGHT-container-webapp-1.0-1.1"]
+    assert (advisory.type, advisory.severity) == ("security", "Important")
+    assert [ref.id for ref in advisory.references] == [CVE]
+    assert "demo-ssl 1.0-1 -> 2.0-1: security FREIGHT-2026-0001" in advisory.description
+    assert old.name not in {p.filename for c in advisory.collections for p in c.packages}
+
+    listed = dnf(root, repo_file, "updateinfo", "list", "--security")
+    assert listed.returncode == 0, listed.stderr
+    assert "FREIGHT-container-webapp-1.0-1.1" in listed.stdout and "container-webapp-1.0-1.1.x86_64" in listed.stdout
+    upgraded = dnf(root, repo_file, "upgrade", "--security")
+    assert upgraded.returncode == 0, upgraded.stderr
+    after = dnf(root, repo_file, "list", "--installed", "container-webapp")
+    assert "1.0-1.1" in after.stdout, after.stdout
+    # a second publish with nothing new keeps the advisory (it comes from the publish state)
+    assert freight("publish", containers, "--sign-key", signer.fingerprint, env=signer.env).returncode == 0
+    assert "FREIGHT-container-webapp-1.0-1.1" in {r.id for r in updateinfo.read_repo(containers)}
