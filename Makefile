@@ -13,12 +13,15 @@ DEMO_REPO := build/demo-repo
 DEMO_GNUPGHOME ?= $(HOME)/.local/share/freight/demo-gnupg
 DEMO_KEY := demo-signer@freight.invalid
 PYTEST_ARGS ?=
+# make bench SIZE=small: the CI smoke size (see bench/run.py for the presets)
+SIZE ?= default
 
-.PHONY: help deps setup demo demo-repo check test-fast bench clean rpms host-repo testhost-image demo-host demo-host-down
+.PHONY: help deps setup demo demo-repo check test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
 
 help:
 	@echo "make demo    build the demo repository and the demo container, sign and publish it into repo/"
 	@echo "make check   run the whole test suite (installs what is missing)"
+	@echo "make bench   freight against the floor, one table (SIZE=small for the quick one)"
 	@echo "make setup   install system packages and the virtual environment only"
 	@echo "make clean   remove build outputs and the virtual environment"
 	@echo "make rpms    build freight itself as RPMs (freight, freight-host) into build/rpms"
@@ -58,6 +61,13 @@ check: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Generated repositories are cached in build/bench and reused while their parameters hold.
+bench: setup
+	$(PY) -m bench.run --size $(SIZE)
+
+bench-profile: setup
+	$(PY) -m bench.profile --size $(SIZE)
 
 clean:
 	rm -rf build $(VENV) repo/*.rpm repo/repodata repo/.freight repo/RPM-GPG-KEY-freight examples/webapp/manifest.lock

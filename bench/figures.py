@@ -1,0 +1,121 @@
+"""The figures of `make bench` (issue 6): one small function each, in a registry.
+
+A figure function takes the run's `Workload` and returns one `Row`: freight's
+number, the floor's number measured in the same run, their ratio and whether
+the goal is met. A figure whose code does not exist yet returns an honest
+"not yet measured" row instead of a number; adding it later is adding one
+function here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.measure import Sample, median
+from bench.workload import Workload
+
+
+@dataclass
+class Row:
+    key: str
+    figure: str
+    unit: str
+    freight: float | None
+    floor: float | None
+    floor_is: str  # what the floor column measures
+    goal: str
+    ok: bool | None  # None: not measured
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.freight is None or not self.floor:
+            return None
+        return self.freight / self.floor
+
+
+Figure = Callable[[Workload], Row]
+FIGURES: dict[str, Figure] = {}
+
+
+def figure(key: str) -> Callable[[Figure], Figure]:
+    def register(fn: Figure) -> Figure:
+        FIGURES[key] = fn
+        return fn
+
+    return register
+
+
+def _seconds(samples: list[Sample]) -> float:
+    return median([s.seconds for s in samples])
+
+
+def _cpu_note(freight: list[Sample], floor: list[Sample]) -> str:
+    """The same comparison in CPU time, which a busy machine disturbs less than wall time."""
+    mine, theirs = median([s.cpu_seconds for s in freight]), median([s.cpu_seconds for s in floor])
+    return f"CPU time {mine:.1f} s vs {theirs:.1f} s (ratio {mine / theirs:.2f})" if theirs else ""
+
+
+def not_yet(key: str, title: str, goal: str, why: str) -> Row:
+    return Row(key, title, "", None, None, "", goal, None, f"not yet measured: {why}")
+
+
+def module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@figure("build")
+def build(w: Workload) -> Row:
+    freight, floor = _seconds(w.builds.freight), _seconds(w.builds.floor)
+    row = Row("build", "1 build", "s", freight, floor, "dnf --installroot + tar | zstd -T0", "ratio <= 1.5", None,
+              _cpu_note(w.builds.freight, w.builds.floor))
+    row.ok = row.ratio is not None and row.ratio <= 1.5
+    return row
+
+
+@figure("noop")
+def noop(w: Workload) -> Row:
+    freight = _seconds(w.noops)
+    return Row("noop", "2 no-op rebuild", "s", freight, _seconds(w.builds.freight), "full freight build", "< 1 s", freight < 1.0)
+
+
+@figure("install")
+def install(w: Workload) -> Row:
+    freight, floor = _seconds(w.installs.freight), _seconds(w.installs.floor)
+    row = Row("install", "3 install", "s", freight, floor, "zstd -dc | tar -x", "ratio <= 2", None,
+              "rpm -i --nodeps --noscripts into an empty root (no host hook); " + _cpu_note(w.installs.freight, w.installs.floor))
+    row.ok = row.ratio is not None and row.ratio <= 2
+    return row
+
+
+@figure("publish")
+def publish(w: Workload) -> Row:
+    if not module_exists("freight.publish"):
+        return not_yet("publish", "4 publish", "ratio <= 0.2", "freight.publish is not on main yet")
+    raise NotImplementedError("freight.publish exists now: measure it here")
+
+
+@figure("instance")
+def instance(w: Workload) -> Row:
+    if not module_exists("freight.host.storage"):
+        return not_yet("instance", "5 instance (zfs)", "zfs: 300 MB/10 MB <= 1.5", "freight.host.storage is not on main yet")
+    raise NotImplementedError("freight.host.storage exists now: measure it here")
+
+
+@figure("derivative")
+def derivative(w: Workload) -> Row:
+    return not_yet("derivative", "6 derivative", "+ <= 30 KiB", "config overlays (issue 5) are not written yet")
+
+
+@figure("memory")
+def memory(w: Workload) -> Row:
+    freight = max(s.tree_rss_kib for s in w.builds.freight) * 1024 / 1e6
+    floor = max(s.tree_rss_kib for s in w.builds.floor) * 1024 / 1e6
+    single = max(s.max_rss_kib for s in w.builds.freight) * 1024 / 1e6
+    return Row("memory", "7 peak RSS of build", "MB", freight, floor, "the floor's, measured alike", "< 500 MB", freight < 500,
+               f"sum over the live process tree, sampled; largest single process {single:.0f} MB")

@@ -1,0 +1,233 @@
+"""Where a `freight build` spends its time, step by step (`make bench-profile`).
+
+    python -m bench.profile [--size small|default] [--work-dir DIR]
+
+One build runs in this process with a stopwatch around each step of
+freight.build (the dnf child, the file list, the spec, rpmbuild, cleanup),
+and the dnf child runs under cProfile, so its time splits into metadata,
+resolution, download, the rpm transaction and the scrub. Then, on the very
+same staged tree, rpmbuild runs again with the full libmagic database instead
+of freight's ELF-only one (freight.magic), and once more under `perf` (when
+installed) to split rpmbuild's own time by library: classification
+(libmagic), digests (libcrypto/libgcrypt), compression (libzstd), the kernel.
+The floor's pieces (dnf alone, tar | zstd -T0 alone) are timed on the same
+data for comparison. Timings are single runs: read them as shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pstats
+import shlex
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from freight import log as flog
+from freight.run import CommandError, run
+
+from bench import repogen, workdir
+from bench.measure import shell, timed
+from bench.run import SIZES
+from bench.workload import Workload
+
+HERE = Path(__file__).resolve().parent
+FULL_MAGIC = "/usr/share/misc/magic"  # libmagic's own database (it appends .mgc)
+# dnf's steps inside the child, as (file suffix, function) in cProfile's stats.
+CHILD_STEPS = (
+    ("dnf child: import dnf, configure", "freight/stage.py", "_configure"),
+    ("dnf child: read metadata (fill_sack)", "dnf/base.py", "fill_sack"),
+    ("dnf child: select locked + resolve", "dnf/base.py", "resolve"),
+    ("dnf child: download (local repo)", "dnf/base.py", "download_packages"),
+    ("dnf child: rpm transaction", "dnf/base.py", "do_transaction"),
+    ("dnf child: scrub", "freight/stage.py", "scrub"),
+)
+
+
+class Stopwatch:
+    """Wall time per label, summed over calls, except while paused (the extra rpmbuild runs)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._paused = False
+        self.paused_seconds = 0.0
+
+    def wrap(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if not self._paused:
+                    self.seconds[label] += time.perf_counter() - start
+
+        return timed_call
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self._paused = True
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused = False
+            self.paused_seconds += time.perf_counter() - start
+
+
+@contextmanager
+def instrumented(watch: Stopwatch, child_profile: Path) -> Iterator[None]:
+    """Time freight.build's steps where they are looked up (module attributes), and profile the dnf child."""
+    from freight import build, lock, package, stage
+
+    real_stage_run = stage.run
+
+    def stage_run(argv: list[Any], **kwargs: Any) -> Any:
+        python, rest = argv[0], list(argv[1:])
+        return real_stage_run([python, "-m", "cProfile", "-o", str(child_profile), *rest], **kwargs)
+
+    with ExitStack() as stack:
+        for module, name, label in (
+            (lock, "repomd_digest", "repository digests"),
+            (stage, "install", "dnf child (all)"),
+            (build, "_copy_files", "copy manifest files"),
+            (build, "_write_metadata", "write metadata"),
+            (package, "write_filelist", "file list"),
+            (package, "render", "render spec"),
+            (package, "run", "rpmbuild"),
+            (build.shutil, "rmtree", "remove staging root and temp dirs"),
+        ):
+            stack.enter_context(mock.patch.object(module, name, watch.wrap(label, getattr(module, name))))
+        stack.enter_context(mock.patch.object(stage, "run", stage_run))
+        yield
+
+
+def child_steps(profile: Path) -> dict[str, float]:
+    """Cumulative seconds of each dnf step in the child's cProfile output."""
+    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    out: dict[str, float] = {}
+    for label, suffix, func in CHILD_STEPS:
+        out[label] = sum(v[3] for (file, _, name), v in stats.items() if name == func and file.endswith(suffix))
+    return out
+
+
+def rpmbuild_variants(results: dict[str, Any], work: Path, watch: Stopwatch) -> Callable[..., Any]:
+    """A build_rpm that, after the real one, packs the same tree with the full libmagic db and under perf."""
+    from freight import package
+
+    real = package.build_rpm
+
+    def build_rpm(manifest: Any, bundled: Any, buildroot: Path, outdir: Path, *rest: Any) -> Path:
+        built = real(manifest, bundled, buildroot, outdir, *rest)
+        with watch.paused():
+            _variants(results, work, real, (manifest, bundled, buildroot, work / "spare-out", *rest))
+        return built
+
+    return build_rpm
+
+
+def _variants(results: dict[str, Any], work: Path, real: Callable[..., Any], args: tuple) -> None:
+    """The same staged tree packed again: full libmagic database, the floor's tar | zstd, rpmbuild under perf."""
+    from freight import package
+
+    buildroot = args[2]
+    flog.step("rpmbuild again with the full libmagic database")
+    with mock.patch.object(package, "_magic_db", lambda: FULL_MAGIC):
+        start = time.perf_counter()
+        real(*args)
+        results["rpmbuild_full_magic_s"] = time.perf_counter() - start
+    flog.step("The floor's compression alone: tar | zstd -T0 of the staged tree")
+    results["tar_zstd_of_stage_s"] = timed(shell(f"tar -C {shlex.quote(str(buildroot))} -cf - . | zstd -T0 -q -c >/dev/null")).seconds
+    results["perf_rpmbuild_by_library"] = _perf_rpmbuild(package, real, args, work)
+
+
+def _perf_rpmbuild(package: Any, real: Callable[..., Any], args: tuple, work: Path) -> dict[str, float] | str:
+    """rpmbuild under `perf record`, its samples grouped by library; a reason string when perf is missing."""
+    try:
+        run(["perf", "--version"])
+    except CommandError:
+        return "perf is not installed"
+    data = work / "rpmbuild.perf"
+    real_run = package.run
+
+    def perf_run(argv: list[Any], **kwargs: Any) -> Any:
+        return real_run(["perf", "record", "-q", "-F", "999", "-o", str(data), "--", *argv], **kwargs)
+
+    flog.step("rpmbuild under perf")
+    with mock.patch.object(package, "run", perf_run):
+        real(*args)
+    shares: dict[str, float] = {}
+    report = run(["perf", "report", "-i", str(data), "--stdio", "--sort", "dso", "--percent-limit", "1"]).stdout
+    for line in report.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].endswith("%"):
+            shares[fields[1]] = float(fields[0].rstrip("%"))
+    return shares
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="default")
+    parser.add_argument("--cache-dir", type=Path, default=repogen.DEFAULT_CACHE)
+    parser.add_argument("--work-dir", type=Path)
+    parser.add_argument("--json", type=Path, default=HERE / "profile.json")
+    args = parser.parse_args(argv)
+    flog.setup()
+    repo = repogen.ensure(SIZES[args.size][0], args.cache_dir)
+    results: dict[str, Any] = {"size": args.size, "files": repo.files, "bytes": repo.bytes}
+    with workdir.scratch(args.work_dir, repo.bytes, args.cache_dir / "work") as work:
+        w = Workload(repo=repo, work=work, reps=1)
+        assert w.ready
+        os.environ.update(w.freight_env())
+        root = work / "floor" / "root"
+        results["floor_dnf_s"] = timed(w.dnf_floor(root), env=w.floor_env()).seconds
+        results["floor_tar_zstd_s"] = timed(shell(f"tar -C {shlex.quote(str(root))} -cf - . | zstd -T0 -q -c >/dev/null")).seconds
+        results["steps"] = _profiled_build(w, results)
+    _print(results)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    flog.step("Wrote %s", args.json)
+    return 0
+
+
+def _profiled_build(w: Workload, results: dict[str, Any]) -> dict[str, float]:
+    from freight import build, manifest, package
+
+    watch = Stopwatch()
+    with tempfile.TemporaryDirectory(dir=w.work) as tmp:
+        child_profile = Path(tmp) / "child.prof"
+        with instrumented(watch, child_profile), mock.patch.object(package, "build_rpm", rpmbuild_variants(results, w.work, watch)):
+            flog.step("Profiled build")
+            start = time.perf_counter()
+            build.build(manifest.load(w.manifest), build.BuildOptions(outdir=w.outdir, force=True))
+            watch.seconds["total (in process, without interpreter start)"] = time.perf_counter() - start - watch.paused_seconds
+        steps = dict(watch.seconds)
+        steps.update(child_steps(child_profile))
+    return steps
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"\nWhere a build of {results['files']} files, {results['bytes'] / 1e6:.0f} MB goes (one run, seconds):")
+    for label, seconds in results["steps"].items():
+        print(f"  {label:<48} {seconds:7.2f}")
+    print(f"  {'rpmbuild with the full libmagic database':<48} {results['rpmbuild_full_magic_s']:7.2f}")
+    print("floor, same data:")
+    for key in ("floor_dnf_s", "floor_tar_zstd_s", "tar_zstd_of_stage_s"):
+        print(f"  {key:<48} {results[key]:7.2f}")
+    perf = results["perf_rpmbuild_by_library"]
+    print("rpmbuild by library (perf samples, %):")
+    if isinstance(perf, str):
+        print(f"  {perf}")
+    else:
+        for dso, share in perf.items():
+            print(f"  {dso:<48} {share:6.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The work the figures measure: freight's commands and their floors, on one bench repository.
+
+A `Workload` is set up once per run (a manifest for every package of the
+repository, a first build that resolves the lock and fills the caches) and
+measures each pair of commands lazily, so figures that share measurements
+(build time, no-op rebuild, memory) run the expensive builds once.
+Every repetition runs freight and its floor back to back, so a burst of load
+from other work on the machine hits both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from freight import lock
+from freight import log as flog
+from freight.stage import RPM_DBPATH
+
+from bench.measure import Sample, shell, timed
+from bench.repogen import ROOT, Repo
+
+NAME = "bench"
+IMAGE = f"var/lib/freight/images/{NAME}"
+META = f"usr/share/freight/containers/{NAME}"
+
+
+@dataclass
+class Pairs:
+    """Repeated measurements of freight and of its floor, in the order they ran."""
+
+    freight: list[Sample] = field(default_factory=list)
+    floor: list[Sample] = field(default_factory=list)
+
+
+@dataclass
+class Workload:
+    repo: Repo
+    work: Path
+    reps: int
+    extras: dict[str, object] = field(default_factory=dict)  # measurements that are no figure, for the JSON
+
+    # --- paths and commands --------------------------------------------------
+
+    @property
+    def manifest(self) -> Path:
+        return self.work / "container" / "manifest.yaml"
+
+    @property
+    def outdir(self) -> Path:
+        return self.work / "out"
+
+    @property
+    def rpm(self) -> Path:
+        return next(self.outdir.glob(f"container-{NAME}-*.rpm"))
+
+    def freight_env(self) -> dict[str, str]:
+        """This tree's freight, with a cache of its own (kept for the whole run, as on a build machine)."""
+        return {"FREIGHT_CACHE_DIR": str(self.work / "freight-cache"), "PYTHONPATH": str(ROOT)}
+
+    def freight_build(self, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "freight", "build", "-q", str(self.manifest), "-o", str(self.outdir), *extra]
+
+    def locked_nevras(self) -> list[str]:
+        the_lock = lock.read(self.manifest.with_suffix(".lock"))
+        assert the_lock is not None, "the first build writes the lock"
+        return [p.nevra for p in the_lock.packages]
+
+    def dnf_floor(self, root: Path) -> list[str]:
+        """Plain `dnf --installroot` of the locked set: the host's dnf CLI, configured from nothing."""
+        conf = self.work / "floor" / "dnf.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.touch()
+        return [
+            "dnf", "-y", "-q", "--noplugins", f"--config={conf}", f"--installroot={root}",
+            "--setopt=reposdir=", "--setopt=varsdir=", f"--setopt=cachedir={self.work / 'floor' / 'cache'}",
+            "--setopt=keepcache=True", "--setopt=install_weak_deps=False", "--nogpgcheck", "--releasever=1",
+            f"--repofrompath={NAME},{self.repo.path.as_uri()}", f"--repo={NAME}",
+            "install", *self.locked_nevras(),
+        ]
+
+    def floor_env(self) -> dict[str, str]:
+        """The same rpm database location freight gives its staging roots (see freight.stage)."""
+        home = self.work / "floor" / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / ".rpmmacros").write_text(f"%_dbpath {RPM_DBPATH}\n")
+        return {"HOME": str(home)}
+
+    # --- setup -----------------------------------------------------------------
+
+    @cached_property
+    def ready(self) -> bool:
+        """Write the manifest and run the first build (resolves the lock, fills the caches); not a figure."""
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.manifest.parent.mkdir(parents=True)
+        self.manifest.write_text(
+            f"name: {NAME}\nversion: \"1.0\"\nsummary: every package of the bench repository\nlicense: MIT\n"
+            f"repos:\n  - name: {NAME}\n    baseurl: {self.repo.path.as_uri()}\n"
+            f"packages: [{', '.join(self.repo.packages)}]\n"
+        )
+        flog.step("First build (resolves the lock, fills freight's cache)")
+        self.extras["first_build_s"] = timed(self.freight_build(), env=self.freight_env()).seconds
+        flog.step("First floor run (fills dnf's cache)")
+        root = self.work / "floor" / "root"
+        self.extras["first_floor_dnf_s"] = timed(self.dnf_floor(root), env=self.floor_env()).seconds
+        shutil.rmtree(root)
+        return True
+
+    # --- the measured pairs ------------------------------------------------------
+
+    @cached_property
+    def builds(self) -> Pairs:
+        """`freight build --force` against `dnf --installroot` + `tar | zstd -T0`, REPS times each."""
+        assert self.ready
+        pairs = Pairs()
+        root, tarball = self.work / "floor" / "root", self.work / "floor" / "root.tar.zst"
+        for rep in range(self.reps):
+            flog.step("Build %d/%d: freight, then the floor", rep + 1, self.reps)
+            pairs.freight.append(timed(self.freight_build("--force"), env=self.freight_env()))
+            dnf = timed(self.dnf_floor(root), env=self.floor_env())
+            pack = timed(shell(f"tar -C {shlex.quote(str(root))} -cf - . | zstd -T0 -q -f -o {shlex.quote(str(tarball))}"))
+            pairs.floor.append(dnf + pack)
+            self.extras.setdefault("floor_dnf_s", []).append(dnf.seconds)  # type: ignore[attr-defined]
+            self.extras.setdefault("floor_tar_zstd_s", []).append(pack.seconds)  # type: ignore[attr-defined]
+            shutil.rmtree(root)
+        return pairs
+
+    @cached_property
+    def noops(self) -> list[Sample]:
+        """`freight build` with nothing changed since the last build."""
+        assert self.builds.freight
+        flog.step("No-op rebuilds")
+        return [timed(self.freight_build(), env=self.freight_env()) for _ in range(max(self.reps, 3))]
+
+    @cached_property
+    def installs(self) -> Pairs:
+        """`rpm -i` of the container RPM into an empty root against `tar -x` of the same tree from .tar.zst."""
+        assert self.builds.freight
+        base = self.work / "install"
+        tarball = base / "image.tar.zst"
+        reference = base / "reference"
+        rpm_i = self._rpm_install(reference)
+        timed(rpm_i, env={"RPM_FORCE_DEBIAN": "1"})
+        q = shlex.quote
+        timed(shell(f"tar -C {q(str(reference))} -cf - {IMAGE} {META} | zstd -T0 -q -f -o {q(str(tarball))}"))
+        shutil.rmtree(reference)
+        pairs = Pairs()
+        for rep in range(self.reps):
+            flog.step("Install %d/%d: rpm -i, then tar -x", rep + 1, self.reps)
+            target = base / "rpm-root"
+            pairs.freight.append(timed(self._rpm_install(target), env={"RPM_FORCE_DEBIAN": "1"}))
+            shutil.rmtree(target)
+            target = base / "tar-root"
+            target.mkdir(parents=True)
+            pairs.floor.append(timed(shell(f"zstd -dc -T0 {q(str(tarball))} | tar -x -C {q(str(target))}")))
+            shutil.rmtree(target)
+        return pairs
+
+    def _rpm_install(self, root: Path) -> list[str]:
+        root.mkdir(parents=True, exist_ok=True)
+        return ["rpm", "-i", "--root", str(root), "--dbpath", RPM_DBPATH, "--nodeps", "--noscripts", str(self.rpm)]
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
