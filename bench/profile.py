@@ -17,6 +17,8 @@ data for comparison. Timings are single runs: read them as shares.
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
 import os
 import pstats
@@ -43,9 +45,9 @@ HERE = Path(__file__).resolve().parent
 FULL_MAGIC = "/usr/share/misc/magic"  # libmagic's own database (it appends .mgc)
 # dnf's steps inside the child, as (file suffix, function) in cProfile's stats.
 CHILD_STEPS = (
-    ("dnf child: import dnf, configure", "freight/stage.py", "_configure"),
+    ("dnf child: configure", "freight/stage.py", "configure"),
     ("dnf child: read metadata (fill_sack)", "dnf/base.py", "fill_sack"),
-    ("dnf child: select locked + resolve", "dnf/base.py", "resolve"),
+    ("dnf child: select locked + resolve", "freight/stage.py", "_resolve"),
     ("dnf child: download (local repo)", "dnf/base.py", "download_packages"),
     ("dnf child: rpm transaction", "dnf/base.py", "do_transaction"),
     ("dnf child: scrub", "freight/stage.py", "scrub"),
@@ -97,8 +99,8 @@ def instrumented(watch: Stopwatch, child_profile: Path) -> Iterator[None]:
         for module, name, label in (
             (lock, "repomd_digest", "repository digests"),
             (stage, "install", "dnf child (all)"),
-            (build, "_copy_files", "copy manifest files"),
-            (build, "_write_metadata", "write metadata"),
+            (build, "copy_files", "copy manifest files"),
+            (build, "write_metadata", "write metadata"),
             (package, "write_filelist", "file list"),
             (package, "render", "render spec"),
             (package, "run", "rpmbuild"),
@@ -119,36 +121,37 @@ def child_steps(profile: Path) -> dict[str, float]:
 
 
 def rpmbuild_variants(results: dict[str, Any], work: Path, watch: Stopwatch) -> Callable[..., Any]:
-    """A build_rpm that, after the real one, packs the same tree with the full libmagic db and under perf."""
+    """A build_rpm that, after the real one, packs the same tree again (see _variants), off the stopwatch."""
     from freight import package
 
     real = package.build_rpm
 
-    def build_rpm(manifest: Any, bundled: Any, buildroot: Path, outdir: Path, *rest: Any) -> Path:
-        built = real(manifest, bundled, buildroot, outdir, *rest)
+    def build_rpm(*args: Any, **kwargs: Any) -> Path:
+        built = real(*args, **kwargs)
+        call = inspect.signature(real).bind(*args, **kwargs)
+        call.arguments["outdir"] = work / "spare-out"
         with watch.paused():
-            _variants(results, work, real, (manifest, bundled, buildroot, work / "spare-out", *rest))
+            _variants(results, work, functools.partial(real, *call.args, **call.kwargs), call.arguments["buildroot"])
         return built
 
     return build_rpm
 
 
-def _variants(results: dict[str, Any], work: Path, real: Callable[..., Any], args: tuple) -> None:
+def _variants(results: dict[str, Any], work: Path, again: Callable[[], Path], buildroot: Path) -> None:
     """The same staged tree packed again: full libmagic database, the floor's tar | zstd, rpmbuild under perf."""
     from freight import package
 
-    buildroot = args[2]
     flog.step("rpmbuild again with the full libmagic database")
     with mock.patch.object(package, "_magic_db", lambda: FULL_MAGIC):
         start = time.perf_counter()
-        real(*args)
+        again()
         results["rpmbuild_full_magic_s"] = time.perf_counter() - start
     flog.step("The floor's compression alone: tar | zstd -T0 of the staged tree")
     results["tar_zstd_of_stage_s"] = timed(shell(f"tar -C {shlex.quote(str(buildroot))} -cf - . | zstd -T0 -q -c >/dev/null")).seconds
-    results["perf_rpmbuild_by_library"] = _perf_rpmbuild(package, real, args, work)
+    results["perf_rpmbuild_by_library"] = _perf_rpmbuild(package, again, work)
 
 
-def _perf_rpmbuild(package: Any, real: Callable[..., Any], args: tuple, work: Path) -> dict[str, float] | str:
+def _perf_rpmbuild(package: Any, again: Callable[[], Path], work: Path) -> dict[str, float] | str:
     """rpmbuild under `perf record`, its samples grouped by library; a reason string when perf is missing."""
     try:
         run(["perf", "--version"])
@@ -162,7 +165,8 @@ def _perf_rpmbuild(package: Any, real: Callable[..., Any], args: tuple, work: Pa
 
     flog.step("rpmbuild under perf")
     with mock.patch.object(package, "run", perf_run):
-        real(*args)
+        again()
+    report = run(["perf", "report", "-i", str(data), "--stdio", "--sort", "dso", "--percent-limit", "1"]).stdout
     shares: dict[str, float] = {}
     report = run(["perf", "report", "-i", str(data), "--stdio", "--sort", "dso", "--percent-limit", "1"]).stdout
     for line in report.splitlines():

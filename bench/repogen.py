@@ -286,6 +286,19 @@ def write_tree(pkg: PackagePlan, root: Path, content: Content, seed: int) -> Non
         path.chmod(entry.mode)
 
 
+def write_config_files(folder: Path, count: int, seed: int) -> int:
+    """COUNT small text files (a configuration overlay's) in FOLDER; return their total bytes."""
+    rng = random.Random(f"{seed}-config")
+    content = Content(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for n in range(count):
+        data = content.text(rng, _text_size(rng))
+        (folder / f"setting{n:02d}.conf").write_bytes(data)
+        total += len(data)
+    return total
+
+
 def filelist(pkg: PackagePlan) -> str:
     """The package's %files list: its own directories (%dir), files and symlinks."""
     return "".join(f"%dir {e.path}\n" if e.kind == "dir" else f"{e.path}\n" for e in pkg.entries)

@@ -23,7 +23,7 @@ from freight import log as flog
 from freight.stage import RPM_DBPATH
 
 from bench.measure import Sample, shell, timed
-from bench.repogen import ROOT, Repo
+from bench.repogen import ROOT, Repo, write_config_files
 
 NAME = "bench"
 IMAGE = f"var/lib/freight/images/{NAME}"
@@ -160,6 +160,24 @@ class Workload:
             pairs.floor.append(timed(shell(f"zstd -dc -T0 {q(str(tarball))} | tar -x -C {q(str(target))}")))
             shutil.rmtree(target)
         return pairs
+
+    @cached_property
+    def derivative(self) -> tuple[int, int, int]:
+        """A configuration overlay on the bench container, built by freight: (RPM bytes, file bytes, files)."""
+        assert self.ready
+        folder = self.work / "derivative"
+        count = 12
+        file_bytes = write_config_files(folder / "conf", count, self.repo.params.seed)
+        manifest = folder / "manifest.yaml"
+        manifest.write_text(
+            f"name: {NAME}-prod\nversion: \"1.0\"\nsummary: configuration for the bench container\nlicense: MIT\n"
+            f"base: {NAME}\nbase_version: \">= 1.0\"\nfiles:\n  - {{src: conf, dest: /etc/{NAME}-prod}}\n"
+        )
+        flog.step("Derivative: a configuration overlay of %d files", count)
+        out = folder / "out"
+        timed([sys.executable, "-m", "freight", "build", "-q", str(manifest), "-o", str(out)], env=self.freight_env())
+        rpm = next(out.glob(f"container-{NAME}-prod-*.rpm"))
+        return rpm.stat().st_size, file_bytes, count
 
     def _rpm_install(self, root: Path) -> list[str]:
         root.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def test_tiny_bench_run_end_to_end(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     rows = {f["key"]: f for f in doc["figures"]}
     assert set(rows) >= {"build", "noop", "install", "publish", "instance", "derivative", "memory"}
-    for key in ("build", "noop", "install", "memory"):
+    for key in ("build", "noop", "install", "derivative", "memory"):
         assert rows[key]["freight"] > 0 and rows[key]["floor"] > 0 and rows[key]["result"] in ("ok", "MISS")
     assert doc["machine"]["cores"] >= 1 and "zstd" in doc["machine"]["tools"]
     for row in rows.values():  # the table names every figure, measured or not
