@@ -11,7 +11,9 @@ of freight's ELF-only one (freight.magic), and once more under `perf` (when
 installed) to split rpmbuild's own time by library: classification
 (libmagic), digests (libcrypto/libgcrypt), compression (libzstd), the kernel.
 The floor's pieces (dnf alone, tar | zstd -T0 alone) are timed on the same
-data for comparison. Timings are single runs: read them as shares.
+data for comparison, and the install figure's `rpm -i` is taken apart the
+same way (no digest checks, database only, perf). Timings are single runs:
+read them as shares.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import os
 import pstats
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -35,6 +38,7 @@ from unittest import mock
 
 from freight import log as flog
 from freight.run import CommandError, run
+from freight.stage import RPM_DBPATH
 
 from bench import repogen, workdir
 from bench.measure import shell, timed
@@ -153,27 +157,65 @@ def _variants(results: dict[str, Any], work: Path, again: Callable[[], Path], bu
 
 def _perf_rpmbuild(package: Any, again: Callable[[], Path], work: Path) -> dict[str, float] | str:
     """rpmbuild under `perf record`, its samples grouped by library; a reason string when perf is missing."""
-    try:
-        run(["perf", "--version"])
-    except CommandError:
+    prefix = perf_prefix(work / "rpmbuild.perf")
+    if prefix is None:
         return "perf is not installed"
-    data = work / "rpmbuild.perf"
     real_run = package.run
 
     def perf_run(argv: list[Any], **kwargs: Any) -> Any:
-        return real_run(["perf", "record", "-q", "-F", "999", "-o", str(data), "--", *argv], **kwargs)
+        return real_run([*prefix, *argv], **kwargs)
 
     flog.step("rpmbuild under perf")
     with mock.patch.object(package, "run", perf_run):
         again()
+    return perf_by_library(work / "rpmbuild.perf")
+
+
+def perf_prefix(data: Path) -> list[str] | None:
+    """`perf record` in front of a command, or None without perf (it is optional)."""
+    try:
+        run(["perf", "--version"])
+    except CommandError:
+        return None
+    return ["perf", "record", "-q", "-F", "999", "-o", str(data), "--"]
+
+
+def perf_by_library(data: Path) -> dict[str, float]:
+    """The share of perf samples per library (1 % and more)."""
     report = run(["perf", "report", "-i", str(data), "--stdio", "--sort", "dso", "--percent-limit", "1"]).stdout
     shares: dict[str, float] = {}
-    report = run(["perf", "report", "-i", str(data), "--stdio", "--sort", "dso", "--percent-limit", "1"]).stdout
     for line in report.splitlines():
         fields = line.split()
         if len(fields) == 2 and fields[0].endswith("%"):
             shares[fields[1]] = float(fields[0].rstrip("%"))
     return shares
+
+
+def profile_install(w: Workload) -> dict[str, Any]:
+    """Figure 3's rpm -i taken apart: without digest checks, database only, and under perf."""
+    out: dict[str, Any] = {}
+    rpm_i = ["rpm", "-i", "--dbpath", RPM_DBPATH, "--nodeps", "--noscripts"]
+    variants = {
+        "rpm -i": [],
+        "rpm -i --nodigest --nosignature": ["--nodigest", "--nosignature"],
+        "rpm -i --justdb (database only)": ["--justdb"],
+    }
+    for label, extra in variants.items():
+        root = w.work / "install-profile"
+        root.mkdir()
+        out[label] = timed([*rpm_i, "--root", str(root), *extra, str(w.rpm)], env={"RPM_FORCE_DEBIAN": "1"}).seconds
+        shutil.rmtree(root)
+    root = w.work / "install-profile"
+    root.mkdir()
+    prefix = perf_prefix(w.work / "install.perf")
+    if prefix is None:
+        out["by library"] = "perf is not installed"
+    else:
+        flog.step("rpm -i under perf")
+        timed([*prefix, *rpm_i, "--root", str(root), str(w.rpm)], env={"RPM_FORCE_DEBIAN": "1"})
+        out["by library"] = perf_by_library(w.work / "install.perf")
+    shutil.rmtree(root)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         results["floor_dnf_s"] = timed(w.dnf_floor(root), env=w.floor_env()).seconds
         results["floor_tar_zstd_s"] = timed(shell(f"tar -C {shlex.quote(str(root))} -cf - . | zstd -T0 -q -c >/dev/null")).seconds
         results["steps"] = _profiled_build(w, results)
+        results["install"] = profile_install(w)
     _print(results)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     flog.step("Wrote %s", args.json)
@@ -224,13 +267,22 @@ def _print(results: dict[str, Any]) -> None:
     print("floor, same data:")
     for key in ("floor_dnf_s", "floor_tar_zstd_s", "tar_zstd_of_stage_s"):
         print(f"  {key:<48} {results[key]:7.2f}")
-    perf = results["perf_rpmbuild_by_library"]
-    print("rpmbuild by library (perf samples, %):")
-    if isinstance(perf, str):
-        print(f"  {perf}")
-    else:
-        for dso, share in perf.items():
-            print(f"  {dso:<48} {share:6.1f}")
+    _print_shares("rpmbuild by library (perf samples, %):", results["perf_rpmbuild_by_library"])
+    print("install (one run each, seconds):")
+    install = dict(results["install"])
+    shares = install.pop("by library")
+    for label, seconds in install.items():
+        print(f"  {label:<48} {seconds:7.2f}")
+    _print_shares("rpm -i by library (perf samples, %):", shares)
+
+
+def _print_shares(title: str, shares: dict[str, float] | str) -> None:
+    print(title)
+    if isinstance(shares, str):
+        print(f"  {shares}")
+        return
+    for dso, share in shares.items():
+        print(f"  {dso:<48} {share:6.1f}")
 
 
 if __name__ == "__main__":

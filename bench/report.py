@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from freight.run import CommandError, run
 
 from bench.figures import Row
 
+_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
 TOOLS = {
     "rpm": ["rpm", "--version"],
     "rpmbuild": ["rpmbuild", "--version"],
@@ -23,13 +25,14 @@ TOOLS = {
 
 
 def tool_versions() -> dict[str, str]:
-    """First line of each tool's --version (dnf prints its version alone on the first line)."""
+    """The version number each tool's --version prints first ("unknown" when it prints none)."""
     versions = {"python": platform.python_version(), "freight": __version__, "kernel": platform.release()}
     for name, argv in TOOLS.items():
         try:
-            versions[name] = run(argv).stdout.strip().splitlines()[0]
-        except (CommandError, IndexError):
-            versions[name] = "unknown"
+            found = _VERSION.search(run(argv).stdout)
+        except CommandError:
+            found = None
+        versions[name] = found.group(0) if found else "unknown"
     return versions
 
 
