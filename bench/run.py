@@ -86,11 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _samples(w: Workload) -> dict[str, object]:
     """Every raw measurement that was made (the cached ones only: nothing is measured here)."""
-    out: dict[str, object] = {}
-    for name in ("builds", "installs"):
-        if name in w.__dict__:
-            pairs = w.__dict__[name]
-            out[name] = {"freight": [asdict(s) for s in pairs.freight], "floor": [asdict(s) for s in pairs.floor]}
+    out: dict[str, object] = {name: asdict(w.__dict__[name]) for name in ("builds", "installs") if name in w.__dict__}
     if "noops" in w.__dict__:
         out["noops"] = [asdict(s) for s in w.noops]
     return out
