@@ -42,7 +42,7 @@ from freight.stage import RPM_DBPATH
 
 from bench import repogen, workdir
 from bench.measure import shell, timed
-from bench.run import SIZES
+from bench.sizes import SIZES
 from bench.workload import Workload
 
 HERE = Path(__file__).resolve().parent
@@ -226,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=HERE / "profile.json")
     args = parser.parse_args(argv)
     flog.setup()
-    repo = repogen.ensure(SIZES[args.size][0], args.cache_dir)
+    repo = repogen.ensure(SIZES[args.size].repo, args.cache_dir)
     results: dict[str, Any] = {"size": args.size, "files": repo.files, "bytes": repo.bytes}
     with workdir.scratch(args.work_dir, repo.bytes, args.cache_dir / "work") as work:
-        w = Workload(repo=repo, work=work, reps=1)
+        w = Workload(repo=repo, work=work, reps=1, publish_repo=SIZES[args.size].publish_repo, cache=args.cache_dir)
         assert w.ready
         os.environ.update(w.freight_env())
         root = work / "floor" / "root"

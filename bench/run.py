@@ -22,15 +22,10 @@ from freight import log as flog
 from bench import repogen, workdir
 from bench.figures import FIGURES
 from bench.report import table, tool_versions, write_json
+from bench.sizes import SIZES
 from bench.workload import Workload, cores
 
 HERE = Path(__file__).resolve().parent
-# name -> (repository shape, repetitions): fewer repetitions for larger sizes.
-SIZES = {
-    "tiny": (repogen.Params(packages=4, files=60, megabytes=2), 1),
-    "small": (repogen.Params(packages=24, files=1_200, megabytes=30), 7),
-    "default": (repogen.Params(), 5),
-}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -50,9 +45,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     flog.setup()
-    preset, reps = SIZES[args.size]
+    size = SIZES[args.size]
     params = repogen.Params(
-        packages=args.packages or preset.packages, files=args.files or preset.files, megabytes=args.megabytes or preset.megabytes
+        packages=args.packages or size.repo.packages,
+        files=args.files or size.repo.files,
+        megabytes=args.megabytes or size.repo.megabytes,
     )
     keys = args.only.split(",") if args.only else list(FIGURES)
     unknown = [k for k in keys if k not in FIGURES]
@@ -64,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
               repo.path.name, len(repo.packages), repo.files, repo.bytes / 1e6)
     with workdir.scratch(args.work_dir, repo.bytes, args.cache_dir / "work") as work:
         flog.step("Working in %s (%s)", work, workdir.filesystem(work))
-        workload = Workload(repo=repo, work=work, reps=args.reps or reps)
+        workload = Workload(repo=repo, work=work, reps=args.reps or size.reps, publish_repo=size.publish_repo, cache=args.cache_dir)
         rows = [FIGURES[key](workload) for key in keys]
         work_fs = workdir.filesystem(work)
     meta = {
         "size": args.size,
         "params": asdict(params),
+        "publish_params": asdict(size.publish_repo),
         "repository": {"files": repo.files, "bytes": repo.bytes, "rpm_bytes": repo.rpm_bytes, "packages": len(repo.packages)},
         "repetitions": workload.reps,
         "work_filesystem": work_fs,
@@ -86,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _samples(w: Workload) -> dict[str, object]:
     """Every raw measurement that was made (the cached ones only: nothing is measured here)."""
-    out: dict[str, object] = {name: asdict(w.__dict__[name]) for name in ("builds", "installs") if name in w.__dict__}
+    out: dict[str, object] = {name: asdict(w.__dict__[name]) for name in ("builds", "installs", "publishes") if name in w.__dict__}
     if "noops" in w.__dict__:
         out["noops"] = [asdict(s) for s in w.noops]
     return out

@@ -20,10 +20,12 @@ from pathlib import Path
 
 from freight import lock
 from freight import log as flog
+from freight.commands.common import SIGN_KEY_ENV
 from freight.stage import RPM_DBPATH
 
 from bench.measure import Sample, shell, timed
-from bench.repogen import ROOT, Repo, write_config_files
+from bench import repogen
+from bench.repogen import ROOT, Params, Repo, write_config_files
 
 NAME = "bench"
 IMAGE = f"var/lib/freight/images/{NAME}"
@@ -44,6 +46,8 @@ class Workload:
     repo: Repo
     work: Path
     reps: int
+    publish_repo: Params  # the shape of the repository figure 4 publishes into
+    cache: Path  # where generated repositories are kept
     extras: dict[str, float] = field(default_factory=dict)  # measurements that are no figure, for the JSON
 
     # --- paths and commands --------------------------------------------------
@@ -159,6 +163,35 @@ class Workload:
             target.mkdir(parents=True)
             pairs.floor.append(timed(shell(f"zstd -dc -T0 {q(str(tarball))} | tar -x -C {q(str(target))}")))
             shutil.rmtree(target)
+        return pairs
+
+    @cached_property
+    def publishes(self) -> Pairs:
+        """`freight publish` of a published folder of packages plus the container, against a full `createrepo_c`."""
+        assert self.builds.freight  # the container RPM to add
+        packages = repogen.ensure(self.publish_repo, self.cache)
+        base = self.work / "publish"
+        folder, floor = base / "repo", base / "floor"
+        folder.mkdir(parents=True)
+        floor.mkdir()
+        for rpm in packages.path.glob("*.rpm"):
+            shutil.copyfile(rpm, folder / rpm.name)
+            os.link(folder / rpm.name, floor / rpm.name)
+        os.link(self.rpm, floor / self.rpm.name)
+        publish = [sys.executable, "-m", "freight", "publish", "-q", str(folder)]
+        env = {**self.freight_env(), SIGN_KEY_ENV: ""}  # unsigned, whatever this machine's default key
+        flog.step("Publish: first publish of %d packages", len(packages.packages))
+        timed(publish, env=env)
+        pairs = Pairs()
+        added = folder / self.rpm.name
+        for rep in range(self.reps):
+            flog.step("Publish %d/%d: freight publish of one more container, then a full createrepo_c", rep + 1, self.reps)
+            os.link(self.rpm, added)
+            pairs.freight.append(timed(publish, env=env))
+            added.unlink()
+            timed(publish, env=env)  # back to the packages alone
+            shutil.rmtree(floor / "repodata", ignore_errors=True)
+            pairs.floor.append(timed(["createrepo_c", "--quiet", str(floor)]))
         return pairs
 
     @cached_property

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import repogen
-from bench.run import SIZES
+from bench.sizes import SIZES
 from conftest import ROOT
 
 TINY = repogen.Params(packages=8, files=300, megabytes=6)
@@ -47,11 +47,11 @@ def test_tiny_bench_run_end_to_end(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     rows = {f["key"]: f for f in doc["figures"]}
     assert set(rows) >= {"build", "noop", "install", "publish", "instance", "derivative", "memory"}
-    for key in ("build", "noop", "install", "derivative", "memory"):
+    for key in ("build", "noop", "install", "publish", "derivative", "memory"):
         assert rows[key]["freight"] > 0 and rows[key]["floor"] > 0 and rows[key]["result"] in ("ok", "MISS")
     assert doc["machine"]["cores"] >= 1 and "zstd" in doc["machine"]["tools"]
     for row in rows.values():  # the table names every figure, measured or not
         assert row["figure"] in proc.stdout
     # a second generation with the same parameters reuses the repository
-    again = repogen.ensure(SIZES["tiny"][0], tmp_path / "cache")
+    again = repogen.ensure(SIZES["tiny"].repo, tmp_path / "cache")
     assert again.reused
