@@ -11,8 +11,9 @@ of freight's ELF-only one (freight.magic), and once more under `perf` (when
 installed) to split rpmbuild's own time by library: classification
 (libmagic), digests (libcrypto/libgcrypt), compression (libzstd), the kernel.
 The floor's pieces (dnf alone, tar | zstd -T0 alone) are timed on the same
-data for comparison, and the install figure's `rpm -i` is taken apart the
-same way (no digest checks, database only, perf). Timings are single runs:
+data for comparison, the install figure's `rpm -i` is taken apart the same
+way (no digest checks, database only, perf), and the publish figure's
+`freight publish` runs under cProfile. Timings are single runs:
 read them as shares.
 """
 
@@ -117,11 +118,7 @@ def instrumented(watch: Stopwatch, child_profile: Path) -> Iterator[None]:
 
 def child_steps(profile: Path) -> dict[str, float]:
     """Cumulative seconds of each dnf step in the child's cProfile output."""
-    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
-    out: dict[str, float] = {}
-    for label, suffix, func in CHILD_STEPS:
-        out[label] = sum(v[3] for (file, _, name), v in stats.items() if name == func and file.endswith(suffix))
-    return out
+    return _cumulative(profile, CHILD_STEPS)
 
 
 def rpmbuild_variants(results: dict[str, Any], work: Path, watch: Stopwatch) -> Callable[..., Any]:
@@ -191,6 +188,39 @@ def perf_by_library(data: Path) -> dict[str, float]:
     return shares
 
 
+# freight publish's steps, as (label, file suffix, function) in cProfile's stats.
+PUBLISH_STEPS = (
+    ("publish (all but interpreter start and imports)", "freight/cli.py", "main"),
+    ("read the previous metadata", "freight/publish.py", "_load_previous"),
+    ("new package: check it is whole, then read it", "freight/publish.py", "_read_packages"),
+    ("  of which createrepo_c's read (file checksum)", "createrepo_c/__init__.py", "package_from_rpm"),
+    ("write the metadata", "freight/publish.py", "_write_metadata"),
+)
+
+
+def profile_publish(w: Workload) -> dict[str, float]:
+    """Figure 4's `freight publish` of one more container under cProfile, with the floor's createrepo_c."""
+    setup = w.publish_setup
+    prof = w.work / "publish.prof"
+    os.link(w.rpm, setup.added)
+    flog.step("freight publish under cProfile")
+    start = time.perf_counter()
+    run([setup.argv[0], "-m", "cProfile", "-o", str(prof), *setup.argv[1:]], env=setup.env)
+    out = {"freight publish (under cProfile)": time.perf_counter() - start}
+    out.update(_cumulative(prof, PUBLISH_STEPS))
+    out["full createrepo_c (the floor)"] = timed(["createrepo_c", "--quiet", str(setup.floor)]).seconds
+    return out
+
+
+def _cumulative(profile: Path, steps: tuple[tuple[str, str, str], ...]) -> dict[str, float]:
+    """Cumulative seconds of each (label, file suffix, function) in a cProfile output."""
+    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    return {
+        label: sum(v[3] for (file, _, name), v in stats.items() if name == func and file.endswith(suffix))
+        for label, suffix, func in steps
+    }
+
+
 def profile_install(w: Workload) -> dict[str, Any]:
     """Figure 3's rpm -i taken apart: without digest checks, database only, and under perf."""
     out: dict[str, Any] = {}
@@ -237,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         results["floor_tar_zstd_s"] = timed(shell(f"tar -C {shlex.quote(str(root))} -cf - . | zstd -T0 -q -c >/dev/null")).seconds
         results["steps"] = _profiled_build(w, results)
         results["install"] = profile_install(w)
+        results["publish"] = profile_publish(w)
     _print(results)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     flog.step("Wrote %s", args.json)
@@ -274,6 +305,9 @@ def _print(results: dict[str, Any]) -> None:
     for label, seconds in install.items():
         print(f"  {label:<48} {seconds:7.2f}")
     _print_shares("rpm -i by library (perf samples, %):", shares)
+    print("publish one more container (one run, seconds):")
+    for label, seconds in results["publish"].items():
+        print(f"  {label:<52} {seconds:7.2f}")
 
 
 def _print_shares(title: str, shares: dict[str, float] | str) -> None:

@@ -42,6 +42,15 @@ class Pairs:
 
 
 @dataclass
+class PublishSetup:
+    folder: Path  # published, without the container
+    floor: Path  # the same packages and the container, for createrepo_c
+    argv: list[str]  # freight publish FOLDER
+    env: dict[str, str]
+    added: Path  # where the container goes in FOLDER
+
+
+@dataclass
 class Workload:
     repo: Repo
     work: Path
@@ -166,32 +175,41 @@ class Workload:
         return pairs
 
     @cached_property
-    def publishes(self) -> Pairs:
-        """`freight publish` of a published folder of packages plus the container, against a full `createrepo_c`."""
+    def publish_setup(self) -> PublishSetup:
+        """A folder of the publish repository's packages, published once, and a copy with the container for the floor."""
         assert self.builds.freight  # the container RPM to add
         packages = repogen.ensure(self.publish_repo, self.cache)
         base = self.work / "publish"
-        folder, floor = base / "repo", base / "floor"
-        folder.mkdir(parents=True)
-        floor.mkdir()
+        setup = PublishSetup(
+            folder=base / "repo",
+            floor=base / "floor",
+            argv=[sys.executable, "-m", "freight", "publish", "-q", str(base / "repo")],
+            env={**self.freight_env(), SIGN_KEY_ENV: ""},  # unsigned, whatever this machine's default key
+            added=base / "repo" / self.rpm.name,
+        )
+        setup.folder.mkdir(parents=True)
+        setup.floor.mkdir()
         for rpm in packages.path.glob("*.rpm"):
-            shutil.copyfile(rpm, folder / rpm.name)
-            os.link(folder / rpm.name, floor / rpm.name)
-        os.link(self.rpm, floor / self.rpm.name)
-        publish = [sys.executable, "-m", "freight", "publish", "-q", str(folder)]
-        env = {**self.freight_env(), SIGN_KEY_ENV: ""}  # unsigned, whatever this machine's default key
+            shutil.copyfile(rpm, setup.folder / rpm.name)
+            os.link(setup.folder / rpm.name, setup.floor / rpm.name)
+        os.link(self.rpm, setup.floor / self.rpm.name)
         flog.step("Publish: first publish of %d packages", len(packages.packages))
-        timed(publish, env=env)
+        timed(setup.argv, env=setup.env)
+        return setup
+
+    @cached_property
+    def publishes(self) -> Pairs:
+        """`freight publish` of the published folder plus the container, against a full `createrepo_c` of the same."""
+        setup = self.publish_setup
         pairs = Pairs()
-        added = folder / self.rpm.name
         for rep in range(self.reps):
             flog.step("Publish %d/%d: freight publish of one more container, then a full createrepo_c", rep + 1, self.reps)
-            os.link(self.rpm, added)
-            pairs.freight.append(timed(publish, env=env))
-            added.unlink()
-            timed(publish, env=env)  # back to the packages alone
-            shutil.rmtree(floor / "repodata", ignore_errors=True)
-            pairs.floor.append(timed(["createrepo_c", "--quiet", str(floor)]))
+            os.link(self.rpm, setup.added)
+            pairs.freight.append(timed(setup.argv, env=setup.env))
+            setup.added.unlink()
+            timed(setup.argv, env=setup.env)  # back to the packages alone
+            shutil.rmtree(setup.floor / "repodata", ignore_errors=True)
+            pairs.floor.append(timed(["createrepo_c", "--quiet", str(setup.floor)]))
         return pairs
 
     @cached_property
