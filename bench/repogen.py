@@ -355,7 +355,20 @@ def ensure(params: Params, cache: Path = DEFAULT_CACHE) -> Repo:
         os.replace(repo, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    _drop_stale(final)
     return Repo(path=final, params=params, reused=False, **info)
+
+
+def _drop_stale(current: Path) -> None:
+    """Remove repositories of the same parameters made by an older generator: nothing would use them again."""
+    params = json.loads((current / "bench-repo.json").read_text())["params"]
+    for other in current.parent.glob(f"{current.name.rsplit('-', 1)[0]}-*"):
+        try:
+            same = json.loads((other / "bench-repo.json").read_text())["params"] == params
+        except (OSError, ValueError, KeyError):
+            continue
+        if other != current and same:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _load_summary(path: Path) -> dict:
