@@ -1,0 +1,233 @@
+"""The installer hook: what a container RPM's scriptlets call, one phase per scriptlet.
+
+    freight-host-hook pre-install    NAME VERSION-RELEASE COUNT   (%pre)
+    freight-host-hook post-install   NAME VERSION-RELEASE COUNT   (%post)
+    freight-host-hook pre-uninstall  NAME VERSION-RELEASE COUNT   (%preun)
+    freight-host-hook post-uninstall NAME VERSION-RELEASE COUNT   (%postun)
+    freight-host-hook prepare-start  INSTANCE                     (ExecStartPre of the machine)
+
+COUNT is rpm's `$1`: how many versions of the package will be installed when
+the transaction is over. So 1 in %pre/%post is a fresh install and 2 an
+upgrade; 0 in %preun/%postun is an erase and 1 the old half of an upgrade.
+
+An upgrade runs, in this order: the new %pre, the new files, the new %post,
+the old %preun, the removal of the old version's files, the old %postun. The
+image is only the new version after that last step, so that is where its
+snapshot `@VERSION-RELEASE` is taken. A running instance is not touched: its
+unit's ExecStartPre (`prepare-start`) moves it onto the newest snapshot the
+next time it starts, keeping its state paths.
+
+A failing phase prints one `error:` line and exits 1, which fails the rpm
+transaction; what the phase had created is rolled back first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from freight import log as flog
+from freight.errors import FreightError, UsageError
+from freight.host import instances
+from freight.host.config import choose_storage
+from freight.host.context import Host, evr_of
+from freight.host.registry import ImageRecord, InstanceRecord
+from freight.host.storage import Storage
+from freight.host.undo import Undo
+
+log = logging.getLogger("freight.host.hook")
+
+
+def pre_install(host: Host, name: str, evr: str, count: int) -> None:
+    """Before rpm writes the files: the image dataset (or folder) they go into."""
+    image = host.registry.get(ImageRecord, name)
+    if image is not None and host.storage(image.storage).image_exists(name):
+        storage = host.storage(image.storage)
+        if count < 2:
+            log.info("%s: the image exists already (an earlier install did not finish?): reusing it", name)
+        storage.image_set_writable(name, True)
+        return
+    storage = host.storage(image.storage if image else choose_storage(host.cfg))
+    storage.check()
+    with Undo() as undo:
+        if storage.image_create(name):
+            undo.add(f"destroy the image {name}", storage.image_destroy, name)
+        storage.image_set_writable(name, True)
+        host.registry.put(ImageRecord(name=name, storage=storage.kind))
+
+
+def post_install(host: Host, name: str, evr: str, count: int) -> None:
+    """After the files: snapshot, default instance, settings, systemd (install); new settings (upgrade)."""
+    image = host.image(name)
+    storage = host.storage(image.storage)
+    run = host.manifest(name).get("run", {})
+    with Undo() as undo:
+        undo.add("reload systemd", host.systemd.daemon_reload)
+        if count >= 2:
+            _reconfigure(host, storage, name, evr, run, undo)
+        else:
+            _take_snapshot(host, storage, image, evr, undo)
+            if host.registry.get(InstanceRecord, name) is None:
+                instances.create(host, storage, name, evr, run, name, undo)
+            else:
+                log.info("%s: the instance exists already: keeping it", name)
+        host.systemd.daemon_reload()
+        if run.get("autostart"):
+            host.systemd.enable(name)
+            undo.add(f"disable {name}", host.systemd.disable, name)
+            if count < 2 and not host.systemd.offline:
+                host.systemd.start(name)
+                undo.add(f"stop {name}", host.systemd.stop, name)
+                log.info("%s: started", name)
+
+
+def _reconfigure(host: Host, storage: Storage, name: str, evr: str, run: dict, undo: Undo) -> None:
+    """An upgrade: the default instance gets the new version's settings and any new state path.
+
+    It keeps running on its snapshot; the settings take effect at its next
+    start, together with the new snapshot.
+    """
+    record = host.registry.get(InstanceRecord, name)
+    if record is None:
+        log.info("%s: there is no default instance to update", name)
+        return
+    instances.configure(host, storage, record, evr, run, seed_root=storage.image_dir(name), undo=undo)
+
+
+def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, undo: Undo) -> None:
+    """Snapshot the image as EVR (reusing a kept one, e.g. on a downgrade) and close it."""
+    before = ImageRecord(**vars(image) | {"snapshots": list(image.snapshots)})
+    if storage.snapshot_exists(image.name, evr):
+        log.info("%s: reusing the kept snapshot of %s", image.name, evr)
+    else:
+        storage.snapshot_create(image.name, evr)
+        undo.add(f"destroy the snapshot {image.name} {evr}", storage.snapshot_destroy, image.name, evr)
+    image.current = evr
+    if evr not in image.snapshots:
+        image.snapshots.append(evr)
+    host.registry.put(image)
+    undo.add(f"restore the record of {image.name}", host.registry.put, before)
+    storage.image_set_writable(image.name, False)
+    undo.add(f"reopen the image {image.name}", storage.image_set_writable, image.name, True)
+
+
+def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
+    """Before an erase: stop and disable the image's machines (nothing on upgrade)."""
+    if count >= 1:
+        return
+    image = host.registry.get(ImageRecord, name)
+    if image is None:
+        log.info("%s: freight has no record of this image: nothing to stop", name)
+        return
+    for record in host.instances_of(name):
+        state = host.systemd.unit(record.name)
+        if state is not None and state.active not in ("inactive", "failed"):
+            host.systemd.stop(record.name)
+            log.info("%s: stopped", record.name)
+        host.systemd.disable(record.name)
+    host.storage(image.storage).image_set_writable(name, True)
+
+
+def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
+    """After an erase: everything but kept state goes. After an upgrade: the new snapshot."""
+    image = host.registry.get(ImageRecord, name)
+    if image is None:
+        log.info("%s: freight has no record of this image: nothing to remove", name)
+        return
+    storage = host.storage(image.storage)
+    if count >= 1:
+        new = evr_of(host.manifest(name))
+        with Undo() as undo:
+            _take_snapshot(host, storage, image, new, undo)
+        prune(host, storage, image)
+        return
+    for record in host.instances_of(name):
+        instances.destroy(host, record, keep_state=True)
+    storage.image_destroy(name)
+    host.registry.drop(ImageRecord, name)
+    host.systemd.daemon_reload()
+
+
+def prepare_start(host: Host, instance: str) -> None:
+    """Just before a machine starts: move it onto its image's current snapshot if it is behind."""
+    record = host.instance(instance)
+    if _target(host, record) == record.snapshot:
+        return  # the common case, decided without the lock (the installing hook may hold it)
+    with host.locked():
+        record = host.instance(instance)
+        target = _target(host, record)
+        if target == record.snapshot:
+            return
+        image = host.image(record.image)
+        storage = host.storage(record.storage)
+        instances.move(host, storage, record, target)
+        prune(host, storage, image)
+
+
+def _target(host: Host, record: InstanceRecord) -> str:
+    image = host.registry.get(ImageRecord, record.image)
+    if image is None or image.current is None or image.current not in image.snapshots:
+        return record.snapshot
+    return image.current
+
+
+def prune(host: Host, storage: Storage, image: ImageRecord) -> None:
+    """Keep the newest `keep_snapshots` snapshots, and any an instance runs on."""
+    in_use = {r.snapshot for r in host.instances_of(image.name)}
+    keep = set(image.snapshots[-host.cfg.keep_snapshots :]) | in_use | {image.current}
+    for evr in [s for s in image.snapshots if s not in keep]:
+        if storage.snapshot_exists(image.name, evr):
+            storage.snapshot_destroy(image.name, evr)
+        image.snapshots.remove(evr)
+        host.registry.put(image)
+    waiting = sorted(in_use - set(image.snapshots[-host.cfg.keep_snapshots :]))
+    if waiting:
+        log.info("%s: kept the snapshots %s while instances run on them", image.name, ", ".join(waiting))
+
+
+PHASES = {  # phase: (function, the scriptlet that calls it)
+    "pre-install": (pre_install, "%pre"),
+    "post-install": (post_install, "%post"),
+    "pre-uninstall": (pre_uninstall, "%preun"),
+    "post-uninstall": (post_uninstall, "%postun"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="freight-host-hook",
+        description="The scriptlet hook of freight container packages (called by rpm, not by people).",
+    )
+    top.add_argument("-v", "--verbose", action="store_true", help="print every command")
+    sub = top.add_subparsers(dest="phase", metavar="PHASE", required=True)
+    for phase, (_, scriptlet) in PHASES.items():
+        p = sub.add_parser(phase, help=f"what the {scriptlet.replace('%', '%%')} scriptlet does")
+        p.add_argument("name", help="the container name (the package is container-NAME)")
+        p.add_argument("evr", metavar="VERSION-RELEASE", help="the version of the package running the scriptlet")
+        p.add_argument("count", type=int, help="rpm's $1: installed versions after the transaction")
+    p = sub.add_parser("prepare-start", help="ExecStartPre of a machine: move it to the current snapshot")
+    p.add_argument("instance")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    flog.setup(flog.VERBOSE if args.verbose else flog.NORMAL)
+    try:
+        host = Host.load()
+        if args.phase == "prepare-start":
+            prepare_start(host, args.instance)
+            return 0
+        if args.count < 0:
+            raise UsageError(f"COUNT must be rpm's $1 (0 or more), got {args.count}")
+        with host.locked():
+            PHASES[args.phase][0](host, args.name, args.evr, args.count)
+    except FreightError as exc:
+        log.error("%s %s: %s", args.phase, getattr(args, "name", getattr(args, "instance", "")), exc)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
