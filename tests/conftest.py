@@ -303,3 +303,7 @@ def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProc
     ]
     return subprocess.run(argv, env={**os.environ, "HOME": str(work / "home"), "RPM_FORCE_DEBIAN": "1"},
                           capture_output=True, text=True)
+
+
+# The host side's fixtures (a zfs-fuse pool, hosts in temporary folders).
+pytest_plugins = ["hostfixtures"]

@@ -29,6 +29,7 @@ import os
 import shutil
 import string
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -40,6 +41,7 @@ from freight.run import CommandError, run
 log = logging.getLogger("freight.host.storage")
 
 _ALNUM = string.ascii_letters + string.digits
+BUSY_TIMEOUT = 15.0
 
 
 def _escape(text: str, safe: str) -> str:
@@ -166,10 +168,36 @@ class ZfsStorage(Storage):
     def _exists(dataset: str) -> bool:
         return run(["zfs", "list", "-H", "-o", "name", "-t", "all", dataset], check=False).returncode == 0
 
+    @staticmethod
+    def _destroy(*args: str) -> None:
+        """`zfs destroy ARGS`, retried while the dataset is "busy".
+
+        zfs-fuse lets go of a mount a moment after its last use (measured here:
+        7 of 10 destroys right after a write or a listing failed with "dataset
+        is busy", all passed within a second), so a busy dataset is given a few
+        seconds; anything else, or a dataset still busy then, is an error.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                run(["zfs", "destroy", *args])
+                return
+            except CommandError as exc:
+                if "busy" not in exc.stderr or time.monotonic() > deadline:
+                    raise
+                log.debug("zfs destroy %s: busy, retrying", " ".join(args))
+                time.sleep(0.2)
+
     def _container(self, dataset: str) -> None:
         """A dataset that only groups others: mounted nowhere, created on first use."""
         if not self._exists(dataset):
             run(["zfs", "create", "-o", "mountpoint=none", dataset])
+
+    def _drop_container(self, dataset: str) -> None:
+        """Destroy a grouping dataset once its last member is gone, so an erase leaves no dataset."""
+        proc = run(["zfs", "list", "-H", "-o", "name", "-t", "all", "-r", dataset], check=False)
+        if proc.returncode == 0 and proc.stdout.split() == [dataset]:
+            self._destroy(dataset)
 
     def check(self) -> None:
         if shutil.which("zfs") is None:
@@ -202,8 +230,9 @@ class ZfsStorage(Storage):
     def image_destroy(self, image: str) -> None:
         dataset = self._image_ds(image)
         if self._exists(dataset):
-            run(["zfs", "destroy", "-r", dataset])
+            self._destroy("-r", dataset)
             log.info("destroyed dataset %s and its snapshots", dataset)
+        self._drop_container(self._ds("images"))
         _rmdir_if_empty(self.image_dir(image))
 
     def image_set_writable(self, image: str, writable: bool) -> None:
@@ -217,7 +246,7 @@ class ZfsStorage(Storage):
         return self._exists(self._snap(image, evr))
 
     def snapshot_destroy(self, image: str, evr: str) -> None:
-        run(["zfs", "destroy", self._snap(image, evr)])
+        self._destroy(self._snap(image, evr))
         log.info("destroyed snapshot %s", self._snap(image, evr))
 
     def instance_create(self, image: str, evr: str, instance: str) -> Path:
@@ -236,8 +265,9 @@ class ZfsStorage(Storage):
     def instance_destroy(self, instance: str) -> None:
         dataset = self._instance_ds(instance)
         if self._exists(dataset):
-            run(["zfs", "destroy", dataset])
+            self._destroy(dataset)
             log.info("destroyed clone %s", dataset)
+        self._drop_container(self._ds("machines"))
         _rmdir_if_empty(self.machine_dir(instance))
 
     def state_create(self, instance: str, path: str) -> Path:
@@ -255,8 +285,10 @@ class ZfsStorage(Storage):
     def state_destroy(self, instance: str, path: str | None = None) -> None:
         dataset = self._state_ds(instance, path)
         if self._exists(dataset):
-            run(["zfs", "destroy", "-r", dataset])
+            self._destroy("-r", dataset)
             log.info("destroyed state %s", dataset)
+        self._drop_container(self._state_ds(instance))
+        self._drop_container(self._ds("state"))
         _remove_state_dirs(self.cfg.state_dir / instance, path)
 
     def describe_instance(self, instance: str) -> str:
