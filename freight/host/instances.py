@@ -30,6 +30,7 @@ def create(host: Host, storage: Storage, image: str, evr: str, run_section: dict
         raise FreightError(f"an instance named {instance} exists already")
     root = storage.instance_create(image, evr, instance)
     undo.add(f"destroy the instance {instance}", storage.instance_destroy, instance)
+    make_mountpoints(root, state_paths(run_section))
     record = InstanceRecord(name=instance, image=image, snapshot=evr, storage=storage.kind)
     configure(host, storage, record, evr, run_section, seed_root=root, undo=undo)
     return record
@@ -86,7 +87,7 @@ def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], 
             continue
         where = storage.state_create(instance, path)
         undo.add(f"remove the new state {instance}:{path}", storage.state_destroy, instance, path)
-        _seed(seed_root / path.lstrip("/"), where, f"{instance}:{path}")
+        _seed(seed_root, path, where, f"{instance}:{path}")
         binds[path] = where
         created.append(path)
     if created or (paths and before is None):
@@ -99,11 +100,35 @@ def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], 
     return binds
 
 
-def _seed(src: Path, dest: Path, what: str) -> None:
-    if src.is_symlink() or (src.exists() and not src.is_dir()):
+def _seed(root: Path, path: str, dest: Path, what: str) -> None:
+    src = inside(root, path)
+    if src.exists() and not src.is_dir():
         raise FreightError(f"the state path {what} is not a directory in the image; state paths must be folders")
     if src.is_dir():
         run(["cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dest}/"])
+
+
+def inside(root: Path, path: str) -> Path:
+    """ROOT/PATH, refusing a symlink on the way: the image's links point into the container, not the host."""
+    where = root
+    for part in Path(path).relative_to("/").parts:
+        where = where / part
+        if where.is_symlink():
+            raise FreightError(f"{path} goes through the symlink {where} in the image; declare the real folder instead")
+    return where
+
+
+def make_mountpoints(root: Path, state: list[str]) -> None:
+    """The folders nspawn mounts on (/run and the state paths) in a fresh instance root.
+
+    nspawn creates missing mount points itself, except under a read-only root
+    (`read_only: true`), where it fails; an instance root is writable from the
+    host, so they are made here.
+    """
+    for path in ["/run", *state]:
+        if path == "/run" and (root / "run").is_symlink():
+            continue  # the image's own arrangement, which nspawn follows
+        inside(root, path).mkdir(mode=0o755, parents=True, exist_ok=True)
 
 
 def move(host: Host, storage: Storage, record: InstanceRecord, evr: str) -> None:
@@ -116,8 +141,9 @@ def move(host: Host, storage: Storage, record: InstanceRecord, evr: str) -> None
     with Undo() as undo:
         storage.instance_destroy(record.name)
         undo.add(f"bring back {record.name} on {old}", storage.instance_create, record.image, old, record.name)
-        storage.instance_create(record.image, evr, record.name)
+        root = storage.instance_create(record.image, evr, record.name)
         undo.add(f"remove {record.name} on {evr}", storage.instance_destroy, record.name)
+        make_mountpoints(root, record.state)
         record.snapshot = evr
         host.registry.put(record)
     log.info("%s: moved from %s %s to %s", record.name, record.image, old, evr)
