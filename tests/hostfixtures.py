@@ -23,6 +23,7 @@ import pytest
 
 from freight.host import config
 from freight.host.config import HostConfig
+from freight.host.storage import zfs_letting_go
 from freight.run import run
 
 POOL_SIZE = "2G"  # sparse: only what the tests write takes space
@@ -82,7 +83,7 @@ def zfs_parent(zfs_pool: str) -> Iterator[str]:
     run(["zfs", "create", parent])
     yield parent
     leftovers = datasets(parent)[1:]
-    _wait(lambda: run(["zfs", "destroy", "-r", parent], check=False).returncode == 0, 30, f"{parent} stays busy")
+    zfs_letting_go("destroy", "-r", parent)
     assert leftovers == [], f"the test left datasets behind: {leftovers}"
 
 
@@ -126,6 +127,7 @@ def make_host(top: Path, storage: str, parent: str = "nopool/freight", keep: int
             nspawn_dir = {top}/nspawn
             units_dir = {top}/units
             hook = {top}/bin/freight-host-hook
+            lock_file = {top.parent}/freight-host.lock
             """
         )
         + extra

@@ -37,6 +37,7 @@ _LOCATIONS = {
     "containers_dir": "/usr/share/freight/containers",
     "nspawn_dir": "/etc/systemd/nspawn",
     "units_dir": "/etc/systemd/system",
+    "lock_file": "/run/lock/freight-host.lock",  # runtime only: an erase leaves no trace of it
 }
 _DEFAULTS = {
     "storage": "auto",
@@ -62,6 +63,7 @@ class HostConfig:
     containers_dir: Path
     nspawn_dir: Path
     units_dir: Path
+    lock_file: Path
 
     @property
     def registry_dir(self) -> Path:
@@ -101,7 +103,7 @@ def load(path: Path | None = None) -> HostConfig:
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
-        raise UsageError(f"{path}: {exc.message if hasattr(exc, 'message') else exc}") from None
+        raise UsageError(f"{path}: {exc.message}") from None
     if not parser.has_section(SECTION):
         raise UsageError(f"{path}: expected a [{SECTION}] section")
     values = dict(parser[SECTION])

@@ -34,8 +34,8 @@ class Host:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """One hook phase or host command changes this host at a time (rpm's lock covers only rpm)."""
-        self.cfg.registry_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.cfg.registry_dir / ".lock", "w") as f:
+        self.cfg.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.cfg.lock_file, "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             yield
 

@@ -26,10 +26,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from freight import log as flog
 from freight.errors import FreightError, UsageError
-from freight.host import instances
+from freight.host import instances, nspawn
 from freight.host.config import choose_storage
 from freight.host.context import Host, evr_of
 from freight.host.registry import ImageRecord, InstanceRecord
@@ -40,16 +41,21 @@ log = logging.getLogger("freight.host.hook")
 
 
 def pre_install(host: Host, name: str, evr: str, count: int) -> None:
-    """Before rpm writes the files: the image dataset (or folder) they go into."""
+    """Before rpm writes the files: check all that can be checked, then make the image's dataset.
+
+    Only this phase can stop an install: rpm 4.18 merely warns when %post
+    fails (the package stays installed and rpm exits 0), so whatever would
+    make the later phases fail is looked for here.
+    """
     image = host.registry.get(ImageRecord, name)
-    if image is not None and host.storage(image.storage).image_exists(name):
-        storage = host.storage(image.storage)
+    storage = host.storage(image.storage if image else choose_storage(host.cfg))
+    storage.check()
+    _preflight(host, storage, name)
+    if image is not None and storage.image_exists(name):
         if count < 2:
             log.info("%s: the image exists already (an earlier install did not finish?): reusing it", name)
         storage.image_set_writable(name, True)
         return
-    storage = host.storage(image.storage if image else choose_storage(host.cfg))
-    storage.check()
     with Undo() as undo:
         if storage.image_create(name):
             undo.add(f"destroy the image {name}", storage.image_destroy, name)
@@ -57,14 +63,41 @@ def pre_install(host: Host, name: str, evr: str, count: int) -> None:
         host.registry.put(ImageRecord(name=name, storage=storage.kind))
 
 
+def _preflight(host: Host, storage: Storage, name: str) -> None:
+    """Refuse, before any file is written, what post-install would trip over."""
+    cfg = host.cfg
+    for folder in (cfg.images_dir, cfg.machines_dir, cfg.lib_dir, cfg.nspawn_dir, cfg.units_dir, cfg.lock_file.parent):
+        _check_folder(folder)
+    record = host.registry.get(InstanceRecord, name)
+    if record is not None:
+        if record.image != name:
+            raise FreightError(f"the instance {name} exists already, made from the image {record.image}")
+        return  # ours, from an earlier install: it is kept
+    settings = nspawn.settings_path(cfg, name)
+    if storage.instance_exists(name) or settings.exists():
+        found = storage.machine_dir(name) if storage.instance_exists(name) else settings
+        raise FreightError(f"a machine named {name} exists already ({found}) and freight did not make it; move it away first")
+
+
+def _check_folder(folder: Path) -> None:
+    """FOLDER is a folder, or can become one (its nearest existing ancestor is a folder)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FreightError(f"{folder} cannot be a folder: {probe} is a file")
+
+
 def post_install(host: Host, name: str, evr: str, count: int) -> None:
     """After the files: snapshot, default instance, settings, systemd (install); new settings (upgrade)."""
     image = host.image(name)
     storage = host.storage(image.storage)
     run = host.manifest(name).get("run", {})
+    # An upgrade of a package whose first %post failed has nothing to upgrade: it installs.
+    upgrade = count >= 2 and image.current is not None
     with Undo() as undo:
         undo.add("reload systemd", host.systemd.daemon_reload)
-        if count >= 2:
+        if upgrade:
             _reconfigure(host, storage, name, evr, run, undo)
         else:
             _take_snapshot(host, storage, image, evr, undo)
@@ -76,7 +109,7 @@ def post_install(host: Host, name: str, evr: str, count: int) -> None:
         if run.get("autostart"):
             host.systemd.enable(name)
             undo.add(f"disable {name}", host.systemd.disable, name)
-            if count < 2 and not host.systemd.offline:
+            if not upgrade and not host.systemd.offline:
                 host.systemd.start(name)
                 undo.add(f"stop {name}", host.systemd.stop, name)
                 log.info("%s: started", name)
@@ -126,7 +159,7 @@ def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
             host.systemd.stop(record.name)
             log.info("%s: stopped", record.name)
         host.systemd.disable(record.name)
-    host.storage(image.storage).image_set_writable(name, True)
+    host.storage(image.storage).image_set_writable(name, True)  # rpm removes the files next
 
 
 def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
@@ -223,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"COUNT must be rpm's $1 (0 or more), got {args.count}")
         with host.locked():
             PHASES[args.phase][0](host, args.name, args.evr, args.count)
-    except FreightError as exc:
+    except (FreightError, OSError) as exc:
+        # One line rpm shows the administrator; OSError (a full disk, a file in the way) says enough itself.
         log.error("%s %s: %s", args.phase, getattr(args, "name", getattr(args, "instance", "")), exc)
-        return exc.exit_code
+        return exc.exit_code if isinstance(exc, FreightError) else 1
     return 0
 
 

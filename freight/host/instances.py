@@ -101,9 +101,7 @@ def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], 
 
 
 def _seed(root: Path, path: str, dest: Path, what: str) -> None:
-    src = inside(root, path)
-    if src.exists() and not src.is_dir():
-        raise FreightError(f"the state path {what} is not a directory in the image; state paths must be folders")
+    src = _folder(root, path, what)
     if src.is_dir():
         run(["cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dest}/"])
 
@@ -118,6 +116,14 @@ def inside(root: Path, path: str) -> Path:
     return where
 
 
+def _folder(root: Path, path: str, what: str) -> Path:
+    """ROOT/PATH for a folder that may not exist yet, but must not be anything else."""
+    where = inside(root, path)
+    if where.exists() and not where.is_dir():
+        raise FreightError(f"the state path {what} is not a directory in the image; state paths must be folders")
+    return where
+
+
 def make_mountpoints(root: Path, state: list[str]) -> None:
     """The folders nspawn mounts on (/run and the state paths) in a fresh instance root.
 
@@ -128,7 +134,7 @@ def make_mountpoints(root: Path, state: list[str]) -> None:
     for path in ["/run", *state]:
         if path == "/run" and (root / "run").is_symlink():
             continue  # the image's own arrangement, which nspawn follows
-        inside(root, path).mkdir(mode=0o755, parents=True, exist_ok=True)
+        _folder(root, path, f"{root.name}:{path}").mkdir(mode=0o755, parents=True, exist_ok=True)
 
 
 def move(host: Host, storage: Storage, record: InstanceRecord, evr: str) -> None:
