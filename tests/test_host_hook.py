@@ -35,10 +35,10 @@ CONTAINERS = "/usr/share/freight/containers"
 
 def _manifest(folder: Path, repo: Path, version: str, page: str, *, old_file: bool, state: list[str]) -> Path:
     (folder / "www").mkdir(parents=True)
-    (folder / "www/index.html").write_text(page)
+    (folder / "www/page.html").write_text(page)
     (folder / "seed").mkdir()
     (folder / "seed/seed.txt").write_text("seeded by the image\n")
-    files = [("www/index.html", "/srv/www/index.html"), ("seed", "/srv/data")]
+    files = [("www/page.html", "/srv/www/page.html"), ("seed", "/srv/data")]
     if old_file:
         (folder / "www/old.html").write_text("only in 1.0\n")
         files.append(("www/old.html", "/srv/www/old.html"))
@@ -53,7 +53,7 @@ license: MIT
 repos:
   - name: demo
     baseurl: {repo.as_uri()}
-packages: [demo-www]
+packages: [demo-www, demo-private]
 files:
 {listing}run:
   command: [/usr/bin/httpd, -f, -p, "8080", -h, /srv/www]
@@ -172,8 +172,11 @@ def test_install_upgrade_restart_erase_purge(rpm_host: RpmHost, webapp_rpms: dic
     # --- install ---------------------------------------------------------------------
     log = ok(h.put("-i", webapp_rpms["1.0"]))
     assert h.installed() == ["container-webapp-1.0-1"]
-    assert (cfg.images_dir / "webapp/srv/www/index.html").read_text() == "page 1.0\n"
-    assert (machine / "srv/www/index.html").read_text() == "page 1.0\n"
+    assert (cfg.images_dir / "webapp/srv/www/page.html").read_text() == "page 1.0\n"
+    assert (machine / "srv/www/page.html").read_text() == "page 1.0\n"
+    # The host's rpm knows no user www; the image's own rpm database gave demo-private's file its owner.
+    token = os.stat(machine / "srv/private/token")
+    assert (token.st_uid, token.st_gid, token.st_mode & 0o777) == (80, 80, 0o640)
     assert (state / "seed.txt").read_text() == "seeded by the image\n"
     image = registry(h).get(ImageRecord, "webapp")
     assert image == ImageRecord(name="webapp", storage=cfg.storage, current="1.0-1", snapshots=["1.0-1"])
@@ -201,9 +204,9 @@ def test_install_upgrade_restart_erase_purge(rpm_host: RpmHost, webapp_rpms: dic
     # --- upgrades: the running instance is untouched ---------------------------------
     ok(h.put("-U", webapp_rpms["1.1"]))
     assert h.installed() == ["container-webapp-1.1-1"]
-    assert read_snapshot(h, "1.1-1", "srv/www/index.html") == "page 1.1\n"
+    assert read_snapshot(h, "1.1-1", "srv/www/page.html") == "page 1.1\n"
     assert read_snapshot(h, "1.1-1", "srv/www/old.html") is None, "the snapshot is taken after rpm removed 1.0's files"
-    assert (machine / "srv/www/index.html").read_text() == "page 1.0\n"
+    assert (machine / "srv/www/page.html").read_text() == "page 1.0\n"
     assert (machine / "srv/www/scratch.html").exists()
     assert registry(h).get(InstanceRecord, "webapp").snapshot == "1.0-1"
     assert "Bind=" in settings(h) and "/var/lib/extra" in settings(h)  # the new version's settings wait for the restart
@@ -215,7 +218,7 @@ def test_install_upgrade_restart_erase_purge(rpm_host: RpmHost, webapp_rpms: dic
 
     # --- the next start moves the instance onto 1.2, state kept, older snapshot pruned ---
     ok(h.hook("prepare-start", "webapp"))
-    assert (machine / "srv/www/index.html").read_text() == "page 1.2\n"
+    assert (machine / "srv/www/page.html").read_text() == "page 1.2\n"
     assert not (machine / "srv/www/scratch.html").exists() and not (machine / "srv/www/old.html").exists()
     assert (state / "kept.txt").read_text() == "written by the service\n"
     assert registry(h).get(InstanceRecord, "webapp").snapshot == "1.2-1"

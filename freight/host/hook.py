@@ -17,8 +17,12 @@ snapshot `@VERSION-RELEASE` is taken. A running instance is not touched: its
 unit's ExecStartPre (`prepare-start`) moves it onto the newest snapshot the
 next time it starts, keeping its state paths.
 
-A failing phase prints one `error:` line and exits 1, which fails the rpm
-transaction; what the phase had created is rolled back first.
+A failing phase rolls back what it had made, prints one `error:` line and
+exits 1. rpm (4.18) stops an install only for a failed %pre and an erase only
+for a failed %preun; a failed %post or %postun is a warning and the
+transaction goes on. So %pre checks everything the later phases would trip
+over (storage, parent dataset, folders, a machine of the same name) before
+rpm writes a file.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from freight.host.context import Host, evr_of
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
+from freight.run import run
+from freight.stage import RPM_DBPATH
 
 log = logging.getLogger("freight.host.hook")
 
@@ -134,6 +140,7 @@ def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, u
     if storage.snapshot_exists(image.name, evr):
         log.info("%s: reusing the kept snapshot of %s", image.name, evr)
     else:
+        _give_owners(storage.image_dir(image.name))
         storage.snapshot_create(image.name, evr)
         undo.add(f"destroy the snapshot {image.name} {evr}", storage.snapshot_destroy, image.name, evr)
     image.current = evr
@@ -143,6 +150,20 @@ def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, u
     undo.add(f"restore the record of {image.name}", host.registry.put, before)
     storage.image_set_writable(image.name, False)
     undo.add(f"reopen the image {image.name}", storage.image_set_writable, image.name, True)
+
+
+def _give_owners(root: Path) -> None:
+    """Give the image's files the owners the container's own packages say.
+
+    The host's rpm resolves owners by name with the host's /etc/passwd, so a
+    file of a user only the container has (say `www`) was written as root.
+    The image carries its own rpm database, which knows each file's owner;
+    `rpm --root IMAGE --setugids -a` applies them, by the image's own users.
+    """
+    if not (root / RPM_DBPATH.lstrip("/")).is_dir():
+        log.debug("%s has no rpm database of its own: owners stay as rpm wrote them", root)
+        return
+    run(["rpm", "--root", root, "--dbpath", RPM_DBPATH, "--setugids", "-a"])
 
 
 def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
