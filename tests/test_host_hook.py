@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 IMAGES = "/var/lib/freight/images"
 CONTAINERS = "/usr/share/freight/containers"
+OVERLAYS = "/var/lib/freight/overlays"
 
 
 def _manifest(folder: Path, repo: Path, version: str, page: str, *, old_file: bool, state: list[str]) -> Path:
@@ -112,6 +113,7 @@ class RpmHost:
             mode, "--badreloc",
             "--relocate", f"{IMAGES}={top}/images",
             "--relocate", f"{CONTAINERS}={top}/containers",
+            "--relocate", f"{OVERLAYS}={top}/overlays",
             *extra, package,
         )
 
@@ -370,6 +372,35 @@ def test_pre_install_refuses_what_post_install_would_trip_over(rpm_host: RpmHost
     assert h.installed() == [] and leftovers(h) == []
     if cfg.storage == "zfs":
         assert datasets(cfg.parent) == [cfg.parent]
+
+
+def test_a_derivative_gets_no_image_and_no_machine_yet(rpm_host: RpmHost, tmp_path: Path) -> None:
+    (tmp_path / "d/site").mkdir(parents=True)
+    (tmp_path / "d/site/index.html").write_text("production\n")
+    manifest = write_manifest(
+        tmp_path / "d",
+        """\
+        name: webapp-prod
+        version: "1.0"
+        summary: a derivative
+        license: MIT
+        base: webapp
+        files:
+          - {src: site/index.html, dest: /srv/www/index.html}
+        """,
+    )
+    result = freight("build", manifest, "-o", tmp_path / "d/out")
+    assert result.returncode == 0, result.stderr
+    h = rpm_host
+    log = ok(h.put("-i", Path(result.last_line)))
+    assert "webapp-prod derives from webapp: this freight-host makes no machines for derivatives yet" in log
+    assert (h.host.top / "overlays/webapp-prod/srv/www/index.html").exists()
+    assert registry(h).all(ImageRecord) == [] and registry(h).all(InstanceRecord) == []
+    assert not (h.host.cfg.images_dir / "webapp-prod").exists()
+    if h.host.cfg.storage == "zfs":
+        assert datasets(h.host.cfg.parent) == [h.host.cfg.parent]
+    ok(h.rpm("-e", "container-webapp-prod"))
+    assert leftovers(h) == []
 
 
 def test_the_scriptlets_only_call_the_hook(webapp_rpms: dict[str, Path]) -> None:

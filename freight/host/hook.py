@@ -98,7 +98,11 @@ def post_install(host: Host, name: str, evr: str, count: int) -> None:
     """After the files: snapshot, default instance, settings, systemd (install); new settings (upgrade)."""
     image = host.image(name)
     storage = host.storage(image.storage)
-    run = host.manifest(name).get("run", {})
+    manifest = host.manifest(name)
+    if manifest.get("base"):
+        _derivative(host, storage, name, manifest["base"])
+        return
+    run = manifest.get("run", {})
     # An upgrade of a package whose first %post failed has nothing to upgrade: it installs.
     upgrade = count >= 2 and image.current is not None
     with Undo() as undo:
@@ -119,6 +123,20 @@ def post_install(host: Host, name: str, evr: str, count: int) -> None:
                 host.systemd.start(name)
                 undo.add(f"stop {name}", host.systemd.stop, name)
                 log.info("%s: started", name)
+
+
+def _derivative(host: Host, storage: Storage, name: str, base: str) -> None:
+    """A derivative (an overlay on BASE): not an image. Take back what pre-install made for one.
+
+    pre-install cannot tell (the manifest arrives with the files), so it made
+    an image like for any container; a derivative's files went to its overlay
+    folder instead, and its machine is made from BASE's snapshot with the
+    overlay laid over it — which this freight-host does not do yet.
+    """
+    if storage.image_exists(name) and not any(storage.image_dir(name).iterdir()):
+        storage.image_destroy(name)
+    host.registry.drop(ImageRecord, name)
+    log.warning("%s derives from %s: this freight-host makes no machines for derivatives yet; its files are installed, no machine was made", name, base)
 
 
 def _reconfigure(host: Host, storage: Storage, name: str, evr: str, run: dict, undo: Undo) -> None:
