@@ -22,6 +22,12 @@ def test_a_missing_file_means_the_defaults(tmp_path: Path) -> None:
     assert cfg.manifest_path("web") == Path("/usr/share/freight/containers/web/manifest.json")
 
 
+def test_the_shipped_host_conf_says_the_defaults() -> None:
+    shipped = config.load(Path(__file__).resolve().parent.parent / "templates/host.conf")
+    defaults = config.load(Path("/nonexistent/host.conf"))
+    assert {**vars(shipped), "path": None} == {**vars(defaults), "path": None}
+
+
 def test_the_environment_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conf = tmp_path / "h.conf"
     conf.write_text("storage = dir\nkeep_snapshots = 5\n")  # plain key = value lines are fine

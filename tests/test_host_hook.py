@@ -14,14 +14,12 @@ import errno
 import json
 import os
 import subprocess
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, freight, write_manifest
-from freight.host import config
 from freight.host.registry import ImageRecord, InstanceRecord, Registry, StateRecord
 from freight.host.storage import open_storage
 from freight.run import run

@@ -17,6 +17,7 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ def load(path: Path | None = None) -> HostConfig:
         text = ""
     except OSError as exc:
         raise FreightError(f"{path}: cannot read: {exc.strerror}") from None
-    if not text.lstrip().startswith("["):
+    if not re.search(r"^\s*\[", text, re.MULTILINE):
         text = f"[{SECTION}]\n{text}"  # a file of plain `key = value` lines is fine too
     try:
         parser.read_string(text, source=str(path))
