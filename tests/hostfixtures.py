@@ -4,7 +4,7 @@ The pool is file-backed and lives for the session; each test gets a parent
 dataset of its own under it and must leave it empty. The zfs-fuse daemon is
 started only if none runs, and then stopped at the end, so nothing leaks:
 no daemon, no pool, no mount, no zpool.cache (the pool is created with
-`cachefile=none`).
+`cachefile=none`), none of the daemon's runtime folders.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def zfs_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("zfs-fuse or /dev/fuse is missing")
     work = tmp_path_factory.mktemp("zfs")
     started: int | None = None
+    # zfs-fuse's runtime folders (its socket's and its lock's): removed again if it made them.
+    runtime = [d for d in (Path("/run/zfs"), Path("/run/lock/zfs")) if not d.exists()]
     if not zfs_ready():
         pidfile = work / "zfs-fuse.pid"
         run(["zfs-fuse", "--pidfile", pidfile])
@@ -74,6 +76,8 @@ def zfs_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 _wait(lambda: not Path(f"/proc/{started}").exists(), 30, "zfs-fuse did not stop")
             except TimeoutError:
                 os.kill(started, signal.SIGKILL)
+            for folder in runtime:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
