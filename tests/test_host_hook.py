@@ -289,6 +289,10 @@ def test_purge_is_refused_while_installed(rpm_host: RpmHost, webapp_rpms: dict[s
     info = json.loads(status.stdout)
     assert (info["version"], info["state"], info["systemd"]) == ("1.0-1", None, "SYSTEMD_OFFLINE=1 is set")
     assert info["state_paths"] == {"/srv/data": str(h.host.cfg.state_dir / "webapp/srv-data")}
+    listing = freight("list", env={"FREIGHT_HOST_CONF": str(h.host.conf), "SYSTEMD_OFFLINE": "1"})
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split() for line in listing.stdout.splitlines() if line.startswith("webapp")]
+    assert rows == [["webapp", "1.0-1", h.host.cfg.storage, "1.0-1"], ["webapp", "webapp", "1.0-1", "?", "enabled", h.host.cfg.storage, "-"]]
     start = freight("start", "webapp", env={"FREIGHT_HOST_CONF": str(h.host.conf), "SYSTEMD_OFFLINE": "1"})
     assert start.returncode == 1 and "cannot start webapp: SYSTEMD_OFFLINE=1 is set" in start.stderr
     unknown = freight("status", "nope", env={"FREIGHT_HOST_CONF": str(h.host.conf)})

@@ -2,19 +2,21 @@
 
 They act on what the installer hook made (see freight.host) and talk to
 systemd over D-Bus through pystemd; none of them parses systemctl output.
+freight.host ships in the freight-host package, so it is imported only when
+one of these commands runs: a build machine needs only freight.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight import log as flog
 from freight.errors import FreightError, UsageError
-from freight.host import instances, report
-from freight.host.context import Host
-from freight.host.registry import InstanceRecord
+
+if TYPE_CHECKING:
+    from freight.host.context import Host
 
 CONTROL = {
     "start": "start a container's machine",
@@ -55,8 +57,19 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(func=_purge)
 
 
+def _host() -> Host:
+    try:
+        from freight.host.context import Host
+    except ImportError as exc:
+        raise FreightError(f"this command needs freight-host, which is not installed here ({exc})") from None
+    return Host.load()
+
+
 def _list(args: argparse.Namespace) -> int:
-    info = report.host_info(Host.load())
+    host = _host()
+    from freight.host import report
+
+    info = report.host_info(host)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -94,7 +107,7 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def _control(args: argparse.Namespace) -> int:
-    host = Host.load()
+    host = _host()
     host.instance(args.name)  # a clear error for a name freight does not know
     getattr(host.systemd, args.verb)(args.name)
     flog.step("%s: %s", args.name, {"stop": "stopped", "enable": "enabled", "disable": "disabled"}.get(args.verb, args.verb + "ed"))
@@ -102,7 +115,9 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    host = Host.load()
+    host = _host()
+    from freight.host import report
+
     info = report.instance_info(host, host.instance(args.name), detail=True)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -130,7 +145,10 @@ def _status_text(info: dict[str, Any]) -> str:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    host = Host.load()
+    host = _host()
+    from freight.host import instances
+    from freight.host.registry import InstanceRecord
+
     with host.locked():
         record = host.registry.get(InstanceRecord, args.name)
         if record is not None:
