@@ -197,6 +197,7 @@ def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
         if state is not None and state.active not in ("inactive", "failed"):
             host.systemd.stop(record.name)
             log.info("%s: stopped", record.name)
+        host.systemd.reset_failed(record.name)
         host.systemd.disable(record.name)
     host.storage(image.storage).image_set_writable(name, True)  # rpm removes the files next
 

@@ -98,7 +98,13 @@ class Registry:
             raise
 
     def drop(self, cls: type[Record], name: str) -> None:
-        self._path(cls, name).unlink(missing_ok=True)
+        path = self._path(cls, name)
+        path.unlink(missing_ok=True)
+        for folder in (path.parent, self.root):  # the last record takes its folders along
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def all(self, cls: type[Record]) -> list[Record]:
         folder = self.root / cls.kind

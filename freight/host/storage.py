@@ -346,6 +346,7 @@ class DirStorage(Storage):
 
     def image_destroy(self, image: str) -> None:
         shutil.rmtree(self.cfg.snapshots_dir / image, ignore_errors=True)
+        _rmdir_if_empty(self.cfg.snapshots_dir)
         shutil.rmtree(self.image_dir(image), ignore_errors=True)
         log.info("removed %s and its snapshots", self.image_dir(image))
 

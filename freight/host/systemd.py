@@ -153,6 +153,22 @@ class Systemd:
         if self.offline:
             raise FreightError(f"cannot {verb} {instance}: {self.offline}")
 
+    def reset_failed(self, instance: str) -> None:
+        """Forget a failed state, so a removed machine leaves no failed unit behind.
+
+        A command container stops by SIGKILL (nspawn's default without an
+        init), which systemd records as a failure of the unit.
+        """
+        if self.offline:
+            return
+        from pystemd.dbusexc import DBusBaseError
+
+        try:
+            with self._manager() as m:
+                m.Manager.ResetFailedUnit(unit_name(instance).encode())
+        except DBusBaseError as exc:
+            log.debug("reset-failed %s: %s", unit_name(instance), exc)
+
     def enable(self, instance: str) -> None:
         """Enable the machine and machines.target, as `machinectl enable` does."""
         units = [unit_name(instance), MACHINES_TARGET]
