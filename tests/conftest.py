@@ -299,6 +299,8 @@ def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProc
         "dnf", "-y", "--installroot", str(root), "--releasever", "1",
         "--setopt", f"reposdir={work / 'repos.d'}", "--setopt", f"cachedir={work / 'cache'}",
         "--setopt", "metadata_expire=0", "--setopt", "install_weak_deps=False", "--disableplugin=*",
+        # A scratch root has no freight-host hook (nor a shell) for container scriptlets to call.
+        "--setopt", "tsflags=noscripts",
         *args,
     ]
     return subprocess.run(argv, env={**os.environ, "HOME": str(work / "home"), "RPM_FORCE_DEBIAN": "1"},
