@@ -299,7 +299,13 @@ def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProc
         "dnf", "-y", "--installroot", str(root), "--releasever", "1",
         "--setopt", f"reposdir={work / 'repos.d'}", "--setopt", f"cachedir={work / 'cache'}",
         "--setopt", "metadata_expire=0", "--setopt", "install_weak_deps=False", "--disableplugin=*",
+        # A scratch root has no freight-host hook (nor a shell) for container scriptlets to call.
+        "--setopt", "tsflags=noscripts",
         *args,
     ]
     return subprocess.run(argv, env={**os.environ, "HOME": str(work / "home"), "RPM_FORCE_DEBIAN": "1"},
                           capture_output=True, text=True)
+
+
+# The host side's fixtures (a zfs-fuse pool, hosts in temporary folders).
+pytest_plugins = ["hostfixtures"]

@@ -1,0 +1,162 @@
+"""Host commands: `freight list`, `start|stop|restart|enable|disable|status NAME`, `purge NAME`.
+
+They act on what the installer hook made (see freight.host) and talk to
+systemd over D-Bus through pystemd; none of them parses systemctl output.
+freight.host ships in the freight-host package, so it is imported only when
+one of these commands runs: a build machine needs only freight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from freight import log as flog
+from freight.errors import FreightError, UsageError
+
+if TYPE_CHECKING:
+    from freight.host.context import Host
+
+CONTROL = {
+    "start": "start a container's machine",
+    "stop": "stop a container's machine",
+    "restart": "restart a machine (onto its image's newest snapshot)",
+    "enable": "start a machine at boot",
+    "disable": "do not start a machine at boot",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "list",
+        parents=[common],
+        help="list installed containers and their machines",
+        description="List the container images installed on this host and their instances: version, state, storage, addresses.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_list)
+
+    for verb, text in CONTROL.items():
+        p = sub.add_parser(verb, parents=[common], help=text, description=f"{text[0].upper()}{text[1:]} (systemd-nspawn@NAME.service, through D-Bus).")
+        p.add_argument("name", metavar="NAME", help="the instance (the container's name for its default instance)")
+        p.set_defaults(func=_control, verb=verb)
+
+    p = sub.add_parser("status", parents=[common], help="show one machine", description="Show an instance: unit state, version, storage, state paths, addresses.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser(
+        "purge",
+        parents=[common],
+        help="remove the state a removed container left",
+        description="Remove for good the state paths of NAME, which 'dnf remove' keeps. The container must be removed first.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=_purge)
+
+
+def _host() -> Host:
+    try:
+        from freight.host.context import Host
+    except ImportError as exc:
+        raise FreightError(f"this command needs freight-host, which is not installed here ({exc})") from None
+    return Host.load()
+
+
+def _list(args: argparse.Namespace) -> int:
+    host = _host()
+    from freight.host import report
+
+    info = report.host_info(host)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    _table(
+        ["IMAGE", "VERSION", "STORAGE", "SNAPSHOTS"],
+        [[i["name"], i["version"] or "-", i["storage"], " ".join(i["snapshots"]) or "-"] for i in info["images"]],
+    )
+    print()
+    _table(
+        ["INSTANCE", "IMAGE", "VERSION", "STATE", "ENABLED", "STORAGE", "ADDRESS"],
+        [
+            [
+                r["name"],
+                r["image"],
+                r["version"] + (f" ({r['pending']} at restart)" if r["pending"] else ""),
+                r["state"] or "?",
+                r["enabled"],
+                r["storage"],
+                " ".join(r["addresses"]) or "-",
+            ]
+            for r in info["instances"]
+        ],
+    )
+    for kept in info["kept_state"]:
+        print(f"\nkept state of the removed instance {kept['instance']}: {', '.join(kept['paths'])} ('freight purge {kept['instance']}' removes it)")
+    if info["systemd"] != "running":
+        flog.log.info("STATE is unknown: %s", info["systemd"])
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _control(args: argparse.Namespace) -> int:
+    host = _host()
+    host.instance(args.name)  # a clear error for a name freight does not know
+    getattr(host.systemd, args.verb)(args.name)
+    flog.step("%s: %s", args.name, {"stop": "stopped", "enable": "enabled", "disable": "disabled"}.get(args.verb, args.verb + "ed"))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    host = _host()
+    from freight.host import report
+
+    info = report.instance_info(host, host.instance(args.name), detail=True)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(_status_text(info))
+    return 0
+
+
+def _status_text(info: dict[str, Any]) -> str:
+    state = f"{info['state']} ({info['sub_state']})" if info["state"] else f"unknown: {info['systemd']}"
+    if info["main_pid"]:
+        state += f", main PID {info['main_pid']}"
+    version = info["version"] + (f" (moves to {info['pending']} at its next start)" if info["pending"] else "")
+    lines = [
+        f"{info['name']}  (image {info['image']}, unit {info['unit']})",
+        f"  state:     {state}",
+        f"  enabled:   {info['enabled']}",
+        f"  version:   {version}",
+        f"  storage:   {info['location']}",
+        f"  addresses: {' '.join(info['addresses']) or '-'}",
+        f"  settings:  {info['settings']}",
+    ]
+    lines += [f"  state:     {path} <- {where}" for path, where in info["state_paths"].items()]
+    return "\n".join(lines)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    host = _host()
+    from freight.host import instances
+    from freight.host.registry import InstanceRecord
+
+    with host.locked():
+        record = host.registry.get(InstanceRecord, args.name)
+        if record is not None:
+            raise UsageError(
+                f"{args.name} is still installed (image {record.image}); remove it first "
+                f"(dnf remove container-{record.image}): purge only removes the state a removed container left"
+            )
+        if not instances.purge_state(host, args.name):
+            raise FreightError(f"there is no kept state of {args.name} on this host")
+    flog.step("%s: state removed", args.name)
+    return 0

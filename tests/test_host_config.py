@@ -1,0 +1,76 @@
+"""host.conf: defaults, errors that name the file and key, and how `auto` chooses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from freight.errors import UsageError
+from freight.host import config
+from hostfixtures import make_host
+
+
+def test_a_missing_file_means_the_defaults(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path / "absent.conf")
+    assert (cfg.storage, cfg.parent, cfg.keep_snapshots) == ("auto", "tank/freight", 2)
+    assert cfg.images_dir == Path("/var/lib/freight/images")
+    assert cfg.machines_dir == Path("/var/lib/machines")
+    assert cfg.nspawn_dir == Path("/etc/systemd/nspawn")
+    assert cfg.units_dir == Path("/etc/systemd/system")
+    assert cfg.manifest_path("web") == Path("/usr/share/freight/containers/web/manifest.json")
+
+
+def test_the_shipped_host_conf_says_the_defaults() -> None:
+    shipped = config.load(Path(__file__).resolve().parent.parent / "templates/host.conf")
+    defaults = config.load(Path("/nonexistent/host.conf"))
+    assert {**vars(shipped), "path": None} == {**vars(defaults), "path": None}
+
+
+def test_the_environment_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "h.conf"
+    conf.write_text("storage = dir\nkeep_snapshots = 5\n")  # plain key = value lines are fine
+    monkeypatch.setenv("FREIGHT_HOST_CONF", str(conf))
+    cfg = config.load()
+    assert (cfg.path, cfg.storage, cfg.keep_snapshots) == (conf, "dir", 5)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("storage = zsf", "storage: expected zfs, dir or auto, got 'zsf'"),
+        ("keep_snapshots = 0", "keep_snapshots: expected a whole number of at least 1, got '0'"),
+        ("keep_snapshots = two", "keep_snapshots: expected a whole number"),
+        ("parent = tank/a b", "parent: expected a ZFS dataset name"),
+        ("images_dir = relative/path", "images_dir: expected an absolute path"),
+        ("storgae = dir", "unknown key 'storgae'"),
+        ("[other]\nstorage = dir", "expected a [host] section"),
+    ],
+)
+def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    conf = tmp_path / "host.conf"
+    conf.write_text(text + "\n")
+    with pytest.raises(UsageError) as err:
+        config.load(conf)
+    assert str(err.value).startswith(f"{conf}: ") and expected in str(err.value)
+
+
+def test_auto_picks_zfs_when_the_parent_exists(zfs_parent: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="freight")
+    assert config.choose_storage(make_host(tmp_path / "a", "auto", zfs_parent).cfg) == "zfs"
+    assert f"storage: zfs on {zfs_parent}" in caplog.text
+    missing = f"{zfs_parent}/absent"
+    assert config.choose_storage(make_host(tmp_path / "b", "auto", missing).cfg) == "dir"
+    assert f"storage: dir (auto: ZFS parent dataset {missing} is not usable" in caplog.text
+
+
+def test_auto_picks_dir_without_a_zfs_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="freight")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no zfs on it
+    assert config.choose_storage(make_host(tmp_path / "h", "auto").cfg) == "dir"
+    assert "storage: dir (auto: there is no zfs command)" in caplog.text
+
+
+def test_an_explicit_choice_is_not_second_guessed(tmp_path: Path) -> None:
+    assert config.choose_storage(make_host(tmp_path / "h", "zfs", "nowhere/at/all").cfg) == "zfs"
