@@ -103,10 +103,28 @@ def publish(w: Workload) -> Row:
     return row
 
 
-@figure("instance")
-def instance(w: Workload) -> Row:
-    why = "this figure is not written yet" if module_exists("freight.host.storage") else "freight.host.storage is not on main yet"
-    return not_yet("instance", "5 instance (zfs)", "zfs: 300 MB/10 MB <= 1.5", why)
+def _instance(w: Workload, backend: str, goal: str, limit: float | None) -> Row:
+    title = f"5 instance ({backend})"
+    if not module_exists("freight.host.storage"):
+        return not_yet(f"instance-{backend}", title, goal, "freight.host.storage is not on main yet")
+    if backend not in w.instances:
+        return not_yet(f"instance-{backend}", title, goal, "zfs-fuse (or /dev/fuse) is missing on this machine")
+    pairs = w.instances[backend]
+    row = Row(f"instance-{backend}", title, "s", _seconds(pairs.freight), _seconds(pairs.floor), "the same of a 10 MB image",
+              goal, None, "instance_create of the 300 MB image, through freight.host.storage")
+    if limit is not None:
+        row.ok = row.ratio is not None and row.ratio <= limit
+    return row
+
+
+@figure("instance-zfs")
+def instance_zfs(w: Workload) -> Row:
+    return _instance(w, "zfs", "ratio <= 1.5", 1.5)
+
+
+@figure("instance-dir")
+def instance_dir(w: Workload) -> Row:
+    return _instance(w, "dir", "none (a copy)", None)
 
 
 @figure("derivative")

@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,15 @@ def timed(argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | No
         seconds = time.perf_counter() - start
         max_rss, user, system = out.read().strip().splitlines()[-1].split()
     return Sample(seconds, float(user) + float(system), int(max_rss), sampler.peak_kib)
+
+
+def timed_call(fn: Callable[..., object], *args: object) -> Sample:
+    """Call FN in this process (its subprocesses included in the CPU time); memory is not sampled."""
+    before, start = os.times(), time.perf_counter()
+    fn(*args)
+    seconds, after = time.perf_counter() - start, os.times()
+    cpu = sum(getattr(after, f) - getattr(before, f) for f in ("user", "system", "children_user", "children_system"))
+    return Sample(seconds, cpu, 0, 0)
 
 
 def shell(script: str) -> list[str]:

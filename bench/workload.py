@@ -10,10 +10,12 @@ from other work on the machine hits both sides.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,13 +25,14 @@ from freight import log as flog
 from freight.commands.common import SIGN_KEY_ENV
 from freight.stage import RPM_DBPATH
 
-from bench.measure import Sample, shell, timed
+from bench.measure import Sample, shell, timed, timed_call
 from bench import repogen
 from bench.repogen import ROOT, Params, Repo, write_config_files
 
 NAME = "bench"
 IMAGE = f"var/lib/freight/images/{NAME}"
 META = f"usr/share/freight/containers/{NAME}"
+SMALL_IMAGE_BYTES = 10_000_000  # figure 5: "a 300 MB image against a 10 MB one"
 
 
 @dataclass
@@ -213,6 +216,40 @@ class Workload:
         return pairs
 
     @cached_property
+    def instances(self) -> dict[str, Pairs]:
+        """Per storage backend: an instance of the container's image (300 MB) against one of a 10 MB image."""
+        from bench import hoststorage  # freight.host is the host side's; imported only for this figure
+
+        logging.getLogger("freight.host").setLevel(logging.WARNING)  # not every dataset it makes and destroys
+
+        assert self.installs.freight  # leaves the image tree as a tarball
+        base = self.work / "instance"
+        tree, small = base / "tree", base / "small"
+        tree.mkdir(parents=True)
+        timed(shell(f"zstd -dc {shlex.quote(str(self.work / 'install' / 'image.tar.zst'))} | tar -x -C {shlex.quote(str(tree))}"))
+        big = tree / IMAGE
+        copy_first_bytes(big, small, SMALL_IMAGE_BYTES)
+        out: dict[str, Pairs] = {}
+        with ExitStack() as stack:
+            parents = {"dir": "nopool/freight"}
+            if hoststorage.zfs_available():
+                parents["zfs"] = stack.enter_context(hoststorage.zfs_pool(base / "zfs-pool")) + "/bench"
+            for backend, parent in parents.items():
+                flog.step("Instances on %s: images of %d MB and %d MB", backend, _du(big) // 10**6, _du(small) // 10**6)
+                store = hoststorage.storage(base / backend, backend, parent)
+                for image, source in (("big", big), ("small", small)):
+                    hoststorage.add_image(store, image, source, "1.0-1")
+                pairs = out[backend] = Pairs()
+                for _ in range(self.reps):
+                    pairs.freight.append(timed_call(store.instance_create, "big", "1.0-1", "instance-big"))
+                    store.instance_destroy("instance-big")
+                    pairs.floor.append(timed_call(store.instance_create, "small", "1.0-1", "instance-small"))
+                    store.instance_destroy("instance-small")
+                for image in ("big", "small"):
+                    store.image_destroy(image)
+        return out
+
+    @cached_property
     def derivative(self) -> tuple[int, int, int]:
         """A configuration overlay on the bench container, built by freight: (RPM bytes, file bytes, files)."""
         assert self.ready
@@ -233,6 +270,25 @@ class Workload:
     def _rpm_install(self, root: Path) -> list[str]:
         root.mkdir(parents=True, exist_ok=True)
         return ["rpm", "-i", "--root", str(root), "--dbpath", RPM_DBPATH, "--nodeps", "--noscripts", str(self.rpm)]
+
+
+def copy_first_bytes(src: Path, dest: Path, limit: int) -> None:
+    """A smaller image: SRC's files in walk order until LIMIT bytes, with their folders and modes."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in sorted(filenames):
+            if total >= limit:
+                return
+            target = dest / rel / name
+            shutil.copy2(Path(dirpath) / name, target, follow_symlinks=False)
+            total += os.lstat(target).st_size
+
+
+def _du(path: Path) -> int:
+    return sum(os.lstat(Path(d) / f).st_size for d, _, files in os.walk(path) for f in files)
 
 
 def cores() -> int:

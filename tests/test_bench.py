@@ -46,7 +46,7 @@ def test_tiny_bench_run_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     rows = {f["key"]: f for f in doc["figures"]}
-    assert set(rows) >= {"build", "noop", "install", "publish", "instance", "derivative", "memory"}
+    assert set(rows) >= {"build", "noop", "install", "publish", "instance-zfs", "instance-dir", "derivative", "memory"}
     for key in ("build", "noop", "install", "publish", "derivative", "memory"):
         assert rows[key]["freight"] > 0 and rows[key]["floor"] > 0 and rows[key]["result"] in ("ok", "MISS")
     assert doc["machine"]["cores"] >= 1 and "zstd" in doc["machine"]["tools"]
