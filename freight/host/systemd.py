@@ -256,13 +256,19 @@ class Systemd:
         from pystemd.machine1 import Machine, Manager
 
         try:
-            with Manager() as m:
-                raw = m.Manager.GetMachineAddresses(instance.encode())
             with Machine(instance.encode()) as machine:
                 state, leader = _text(machine.Machine.State), int(machine.Machine.Leader)
         except DBusBaseError as exc:
             log.debug("machine %s: %s", instance, exc)
             return None
+        try:
+            with Manager() as m:
+                raw = m.Manager.GetMachineAddresses(instance.encode())
+        except DBusBaseError as exc:
+            # A machine on the host's network (`network: host`) has no addresses of its own:
+            # machined answers NoPrivateNetworking, and the machine is still there.
+            log.debug("machine %s: %s", instance, exc)
+            raw = []
         return MachineInfo(name=instance, state=state, leader=leader, addresses=addresses(raw))
 
 
