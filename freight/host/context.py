@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from freight import lock
 from freight.errors import FreightError
 from freight.host import config
 from freight.host.config import HostConfig
@@ -52,6 +53,23 @@ class Host:
             raise FreightError(f"{path} describes {data.get('name')!r}, not {image!r}")
         return data
 
+    def installed_evr(self, image: str) -> str:
+        """VERSION-RELEASE of the installed container-IMAGE package, from the metadata it carries.
+
+        A rebuild after `freight build --update-lock` carries the lock's serial in
+        its release (1.0-1.1), which the manifest alone does not say: the lock
+        beside it does (as `freight verify` reads it too).
+        """
+        manifest = self.manifest(image)
+        lock_path = self.cfg.manifest_path(image).with_name("lock.json")
+        try:
+            serial = int(json.loads(lock_path.read_text()).get("serial", 0))
+        except FileNotFoundError:
+            serial = 0  # an overlay package carries no lock
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise FreightError(f"{lock_path}: unreadable lock ({exc})") from None
+        return f"{manifest['version']}-{lock.release(str(manifest['release']), serial)}"
+
     def image(self, name: str) -> ImageRecord:
         record = self.registry.get(ImageRecord, name)
         if record is None:
@@ -66,10 +84,6 @@ class Host:
 
     def instances_of(self, image: str) -> list[InstanceRecord]:
         return [r for r in self.registry.all(InstanceRecord) if r.image == image]
-
-
-def evr_of(manifest: dict[str, Any]) -> str:
-    return f"{manifest['version']}-{manifest['release']}"
 
 
 def state_paths(run: dict[str, Any]) -> list[str]:

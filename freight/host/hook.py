@@ -36,7 +36,7 @@ from freight import log as flog
 from freight.errors import FreightError, UsageError
 from freight.host import instances, nspawn
 from freight.host.config import choose_storage
-from freight.host.context import Host, evr_of
+from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
@@ -210,7 +210,7 @@ def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
         return
     storage = host.storage(image.storage)
     if count >= 1:
-        new = evr_of(host.manifest(name))
+        new = host.installed_evr(name)
         with Undo() as undo:
             _take_snapshot(host, storage, image, new, undo)
         prune(host, storage, image)
