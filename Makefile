@@ -19,7 +19,8 @@ SIZE ?= default
 .PHONY: help deps setup demo demo-repo check test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
 
 help:
-	@echo "make demo    build the demo repository and the demo container, sign and publish it into repo/"
+	@echo "make demo    build, sign and publish the demo container into repo/, then dnf install it in a booted"
+	@echo "             demo host and fetch its page (needs root; the host stays up: make demo-host-down)"
 	@echo "make check   run the whole test suite (installs what is missing)"
 	@echo "make bench   freight against the floor, one table (SIZE=small for the quick one)"
 	@echo "make setup   install system packages and the virtual environment only"
@@ -55,6 +56,11 @@ demo: demo-repo
 	@echo "Built, signed and published into repo/:"; ls -l repo/*.rpm repo/repodata
 	@echo "Inspect it with: rpm -qpi repo/container-webapp-*.rpm; rpm -qp --provides repo/container-webapp-*.rpm"
 	@echo "Hosts use it with: $(FREIGHT) repo-file --name freight-demo --baseurl file://$(CURDIR)/repo"
+	@echo
+	@# A booted Debian host (made afresh: a running one is replaced) with freight-host from build/host-repo,
+	@# repo/ at /srv/freight-repo; then dnf install container-webapp in it, and its page over HTTP.
+	$(MAKE) --no-print-directory demo-host
+	$(PY) -m freight.testhost.demo --name freight-demo --repo /srv/freight-repo
 
 check: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

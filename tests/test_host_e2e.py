@@ -42,7 +42,7 @@ PORT = 8080
 
 
 def _manifest(folder: Path, demo: Path, version: str) -> Path:
-    """examples/webapp as it is, but on the host's network (see the module's docstring)."""
+    """examples/webapp/manifest.yaml as it is, against DEMO (on the host's network: see the module's docstring)."""
     return write_manifest(
         folder,
         f"""\
