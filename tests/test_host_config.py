@@ -74,3 +74,20 @@ def test_auto_picks_dir_without_a_zfs_command(tmp_path: Path, monkeypatch: pytes
 
 def test_an_explicit_choice_is_not_second_guessed(tmp_path: Path) -> None:
     assert config.choose_storage(make_host(tmp_path / "h", "zfs", "nowhere/at/all").cfg) == "zfs"
+
+
+def test_installed_evr_carries_the_lock_serial(tmp_path: Path) -> None:
+    """A rebuild after --update-lock is release 1.1: the hook names the upgrade's snapshot by that, not by the manifest's 1."""
+    import json
+
+    from freight.host.context import Host
+
+    host = Host.load(make_host(tmp_path / "host", "dir").cfg)
+    meta = host.cfg.manifest_path("web").parent
+    meta.mkdir(parents=True)
+    (meta / "manifest.json").write_text(json.dumps({"name": "web", "version": "1.0", "release": "1"}))
+    assert host.installed_evr("web") == "1.0-1"  # an overlay package: no lock
+    (meta / "lock.json").write_text(json.dumps({"serial": 0}))
+    assert host.installed_evr("web") == "1.0-1"
+    (meta / "lock.json").write_text(json.dumps({"serial": 2}))
+    assert host.installed_evr("web") == "1.0-1.2"
