@@ -81,8 +81,13 @@ class HostView:
             raise FreightError(f"{path}: cannot read the container's {leaf}: {exc}") from None
 
     def transaction_set(self) -> Any:
+        """An rpm transaction set on the host's database; a missing database is an error
+        (rpm would quietly create an empty one, and report nothing installed)."""
         import rpm
 
+        dbpath = self.below(Path(rpm.expandMacro("%{_dbpath}")))
+        if not dbpath.is_dir():
+            raise FreightError(f"there is no rpm database at {dbpath} (rpm's %_dbpath below {self.root})")
         ts = rpm.TransactionSet(str(self.root))
         ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)  # reading, not installing
         return ts

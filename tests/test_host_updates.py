@@ -139,6 +139,13 @@ def test_outdated_host_sees_the_fix_then_the_rebuilt_container(
     assert update.returncode == 100, update.stdout + update.stderr
     assert "container-webapp 1.0-1: update 1.0-1.1 in containers (security advisory)" in update.stdout
     assert "(the update bundles 2.0-1)" in update.stdout
+    # Without --dnf-config, the dnf configuration below --root is the host's, as for dnf --installroot.
+    (host.root / "etc/dnf").mkdir(parents=True, exist_ok=True)
+    (host.root / "etc/dnf/dnf.conf").write_text(f"[main]\ncachedir={host.root.parent / 'root-dnf-cache'}\n")
+    (host.root / "etc/yum.repos.d").mkdir(exist_ok=True)
+    (host.root / "etc/yum.repos.d/containers.repo").write_text(host.repo_file)
+    own = host.freight("outdated", "--host")
+    assert own.returncode == 100 and "update 1.0-1.1 in containers" in own.stdout, own.stdout + own.stderr
     report = json.loads(host.freight("outdated", "--host", "--dnf-config", host.dnf_conf, "--json").stdout)
     assert len(report) == 1
     entry = report[0]
@@ -161,5 +168,6 @@ def test_outdated_host_sees_the_fix_then_the_rebuilt_container(
 def test_host_options_need_host(tmp_path: Path) -> None:
     assert freight("outdated", "--root", tmp_path).returncode == 2
     assert freight("verify", "--root", tmp_path, "x.rpm").returncode == 2
-    empty = freight("outdated", "--host", "--root", tmp_path, "--dnf-config", "/nonexistent.conf")
-    assert (empty.returncode, empty.stdout.strip()) == (0, "no container is installed")
+    nodb = freight("outdated", "--host", "--root", tmp_path)
+    assert nodb.returncode == 1 and "there is no rpm database at" in nodb.stderr, nodb.stderr
+    assert not any(tmp_path.iterdir())  # reading created nothing
