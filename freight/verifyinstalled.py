@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +134,7 @@ def check(host: HostView, name: str) -> InstalledVerdict:
         by_path.setdefault(path, Changed(path)).host = flags
 
     if (image / RPM_DBPATH.lstrip("/")).is_dir():
-        image_flags = rpm_verify(["--root", str(image), "--dbpath", RPM_DBPATH, "-Va", "--nodeps", "--noscripts"])
+        image_flags = _verify_image(image)
         for path, flags in sorted(image_flags.items()):
             seen = f"{on_host}{path}"
             by_path.setdefault(seen, Changed(seen)).image = flags
@@ -140,6 +142,22 @@ def check(host: HostView, name: str) -> InstalledVerdict:
         log.warning("%s has no rpm database of its own: only the host's database was asked", image)
     verdict.changed = [by_path[p] for p in sorted(by_path)]
     return verdict
+
+
+def _verify_image(image: Path) -> dict[str, str]:
+    """`rpm -Va` of IMAGE by its own database, read from a copy.
+
+    Opening an sqlite rpm database writes beside it (a lock, -shm and -wal files),
+    which fails on a read-only image (ZFS images are closed between transactions)
+    and would change the image being checked. rpm puts --dbpath below --root, so the
+    copy is named by a path relative to the image's real location."""
+    real = image.resolve()
+    with tempfile.TemporaryDirectory(prefix="freight-verify-db-") as tmp:
+        for f in (real / RPM_DBPATH.lstrip("/")).iterdir():
+            if f.is_file() and not f.name.startswith("."):
+                shutil.copy2(f, tmp)
+        dbpath = "/" + os.path.relpath(tmp, real)
+        return rpm_verify(["--root", str(real), "--dbpath", dbpath, "-Va", "--nodeps", "--noscripts"])
 
 
 def _ownerish(flags: str) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Signer, copy_repo, dnf, freight, rpm_from_spec, webapp_manifest
+from conftest import Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest
 from freight import demorepo
 from freight.stage import RPM_DBPATH
 from test_updates import CVE, fix_demo_ssl
@@ -84,8 +84,23 @@ def test_verify_installed_is_clean_then_names_a_changed_file(installed: tuple[Pa
                          env={"HOME": str(host.home), "PATH": "/usr/bin:/bin"})
     assert f"/{IMAGE}/srv/private/token" in raw.stdout and "U" in raw.stdout.split(f"/{IMAGE}/srv/private/token")[0].splitlines()[-1]
 
-    clean = host.freight("verify", "--installed", "webapp")
+    # The image is read-only on a host between transactions (ZFS readonly=on): checking it
+    # must work so, and writes nothing into it (not even sqlite's lock and -shm files).
+    image = host.root / IMAGE
+    runtime = [image / RPM_DBPATH.lstrip("/") / leaf for leaf in ("rpmdb.sqlite-shm", "rpmdb.sqlite-wal", ".rpm.lock")]
+    for path in runtime:
+        path.unlink(missing_ok=True)
+    before = tree(image)
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", image, image], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", image], check=True)
+    try:
+        clean = host.freight("verify", "--installed", "webapp")
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", image], check=True)
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert tree(image) == before and not any(p.exists() for p in runtime)
     assert "container-webapp-1.0-1.x86_64 (/var/lib/freight/images/webapp): clean" in clean.stdout
     report = json.loads(host.freight("verify", "--installed", "webapp", "--json").stdout)
     assert report["clean"] is True and report["changed"] == []
