@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest
-from freight import demorepo
+from conftest import Result, Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest
 from freight.stage import RPM_DBPATH
 from test_updates import CVE, fix_demo_ssl
 
@@ -45,7 +44,7 @@ class Host:
     def env(self) -> dict[str, str]:
         return {"HOME": str(self.home)}
 
-    def freight(self, *args: str | Path) -> object:
+    def freight(self, *args: str | Path) -> Result:
         return freight(*args, "--root", self.root, env=self.env)
 
 
