@@ -165,6 +165,8 @@ def _bundled_updates(host: HostView, container: InstalledContainer) -> list[Outd
     inside = [(p["name"], p.get("arch"), _evr(p)) for p in the_lock.get("packages", [])]
     if not inside:  # no lock.json: the package's bundled() provides (no arch)
         inside = [(name, None, version) for name, version in sorted(container.bundled.items())]
+    if not inside:
+        return []  # a derivative of files only: its packages are its base's, checked there
     repos = []
     for spec in manifest.get("repos", []):
         url = str(spec.get("baseurl", ""))

@@ -70,6 +70,7 @@ class InstalledVerdict:
     image: str
     changed: list[Changed] = field(default_factory=list)
     owned_by_container_users: list[str] = field(default_factory=list)
+    note: str | None = None
 
     @property
     def clean(self) -> bool:
@@ -83,11 +84,12 @@ class InstalledVerdict:
             "clean": self.clean,
             "changed": [{"path": c.path, "host": c.host, "image": c.image, "reasons": c.reasons} for c in self.changed],
             "owned_by_container_users": self.owned_by_container_users,
+            "note": self.note,
         }
 
     def render(self) -> str:
         head = f"{self.package} ({self.image}): " + ("clean" if self.clean else f"{len(self.changed)} changed file(s)")
-        lines = [head]
+        lines = [head] + ([f"  note: {self.note}"] if self.note else [])
         if self.changed:
             lines.append(f"  {'host rpm':<9}  {'image rpm':<9}  path  (what changed)")
         for c in self.changed:
@@ -116,10 +118,18 @@ def rpm_verify(argv: list[str]) -> dict[str, str]:
 def check(host: HostView, name: str) -> InstalledVerdict:
     container = host.container(name)
     image = host.image_dir(container.name)
-    if not image.is_dir():
-        raise FreightError(f"{container.package} is installed but its image {image} does not exist")
     on_host = str(host.config.images_dir / container.name)
+    derivative = False
+    if not image.is_dir():
+        # A derivative ships an overlay, not an image; its own database describes the
+        # base's packages plus its own and only makes sense over the base's image.
+        overlay_on_host = host.config.lib_dir / "overlays" / container.name
+        if not host.below(overlay_on_host).is_dir():
+            raise FreightError(f"{container.package} is installed but its image {image} does not exist")
+        image, on_host, derivative = host.below(overlay_on_host), str(overlay_on_host), True
     verdict = InstalledVerdict(container.name, container.nevra, on_host)
+    if derivative:
+        verdict.note = "a derivative's overlay: checked with the host's database only"
     by_path: dict[str, Changed] = {}
 
     host_flags = rpm_verify(["--root", str(host.root), "-V", "--nodeps", "--noscripts", container.package])
@@ -133,7 +143,9 @@ def check(host: HostView, name: str) -> InstalledVerdict:
                 continue
         by_path.setdefault(path, Changed(path)).host = flags
 
-    if (image / RPM_DBPATH.lstrip("/")).is_dir():
+    if derivative:
+        log.warning("%s: %s", container.name, verdict.note)
+    elif (image / RPM_DBPATH.lstrip("/")).is_dir():
         image_flags = _verify_image(image)
         for path, flags in sorted(image_flags.items()):
             seen = f"{on_host}{path}"

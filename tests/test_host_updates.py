@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest
+from conftest import Result, Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest, write_manifest
 from freight.stage import RPM_DBPATH
 from test_updates import CVE, fix_demo_ssl
 
@@ -185,3 +185,37 @@ def test_host_options_need_host(tmp_path: Path) -> None:
     nodb = freight("outdated", "--host", "--root", tmp_path)
     assert nodb.returncode == 1 and "there is no rpm database at" in nodb.stderr, nodb.stderr
     assert not any(tmp_path.iterdir())  # reading created nothing
+
+
+def test_verify_installed_derivative_by_the_hosts_database(
+    installed: tuple[Path, Path, Path, Host], signer: Signer, tmp_path: Path
+) -> None:
+    """A derivative ships an overlay, not an image: the host's database is what can check it."""
+    from test_derivative import DERIVATIVE
+
+    _, _, containers, host = installed
+    site = tmp_path / "d/site"
+    site.mkdir(parents=True)
+    (site / "index.html").write_text("<h1>production</h1>\n")
+    (site / "app.conf").write_text("mode = prod\n")
+    manifest = write_manifest(tmp_path / "d", DERIVATIVE)
+    built = freight("build", manifest, "-o", containers, "--sign", signer.fingerprint, env=signer.env)
+    assert built.returncode == 0, built.stderr
+    assert freight("publish", containers, "--sign-key", signer.fingerprint, env=signer.env).returncode == 0
+    done = dnf(host.root, host.repo_file, "install", "container-webapp-prod")
+    assert done.returncode == 0, done.stderr
+
+    clean = host.freight("verify", "--installed", "webapp-prod", "--json")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    report = json.loads(clean.stdout)
+    assert report["image"] == "/var/lib/freight/overlays/webapp-prod" and "host's database only" in report["note"]
+    conf = host.root / "var/lib/freight/overlays/webapp-prod/etc/app.conf"
+    conf.write_text("mode = debug\n")
+    changed = host.freight("verify", "--installed", "webapp-prod", "--json")
+    assert changed.returncode == 1
+    assert [c["path"] for c in json.loads(changed.stdout)["changed"]] == ["/var/lib/freight/overlays/webapp-prod/etc/app.conf"]
+
+    # It bundles nothing of its own: outdated --host has nothing to say about it.
+    outdated = host.freight("outdated", "--host", "--dnf-config", host.dnf_conf)
+    assert outdated.returncode == 0, outdated.stdout + outdated.stderr
+    assert "container-webapp-prod 1.0-1: up to date" in outdated.stdout
