@@ -14,10 +14,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.errors import FreightError, UsageError
-from freight.host import config as host_config
+
+if TYPE_CHECKING:
+    from freight.host.config import HostConfig
 
 CONTAINER_PROVIDE = "freight-container"
 
@@ -49,10 +51,16 @@ class HostView:
     """A host's root folder and its host.conf; every location is resolved below the root."""
 
     root: Path
-    config: host_config.HostConfig
+    config: HostConfig
 
     @classmethod
     def open(cls, root: Path | None = None) -> HostView:
+        """The host at ROOT. host.conf's reader is freight-host's (every container package
+        requires freight-host), so freight alone can still build without it."""
+        try:
+            from freight.host import config as host_config
+        except ImportError as exc:
+            raise FreightError(f"this command needs freight-host, which is not installed here ({exc})") from None
         root = (root or Path("/")).resolve()
         if not root.is_dir():
             raise UsageError(f"{root}: no such folder (--root names a host's root directory)")

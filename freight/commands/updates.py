@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 from pathlib import Path
 
-from freight import affected, hostoutdated, manifest, outdated
+from freight import affected, manifest, outdated
 from freight.errors import UsageError
-from freight.installed import HostView
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -72,7 +72,9 @@ def _outdated(args: argparse.Namespace) -> int:
 def _outdated_host(args: argparse.Namespace) -> int:
     if args.manifests:
         raise UsageError("--host checks the installed containers: name no MANIFEST with it")
-    reports = hostoutdated.check(HostView.open(args.root), args.dnf_config)
+    from freight import hostoutdated
+
+    reports = hostoutdated.check(_host_view(args.root), args.dnf_config)
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     else:
@@ -93,3 +95,10 @@ def _affected(args: argparse.Namespace) -> int:
     else:
         print("no container package is affected")
     return outdated.REBUILD_DUE if hits else 0
+
+
+def _host_view(root: Path | None) -> Any:
+    """The host's view (freight.installed), imported only when asked for: it needs freight-host."""
+    from freight.installed import HostView
+
+    return HostView.open(root)

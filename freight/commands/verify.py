@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 from pathlib import Path
 
 from freight import log as flog
-from freight import verify, verifyinstalled
+from freight import verify
 from freight.errors import UsageError
-from freight.installed import HostView
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -58,6 +58,15 @@ def _verify_installed(args: argparse.Namespace) -> int:
     """Files changed in an installed image, by both rpm databases (see freight.verifyinstalled)."""
     if args.rpms:
         raise UsageError("--installed checks an installed container: name no RPM with it")
-    verdict = verifyinstalled.check(HostView.open(args.root), args.installed)
+    from freight import verifyinstalled
+
+    verdict = verifyinstalled.check(_host_view(args.root), args.installed)
     print(json.dumps(verdict.to_json(), indent=2) if args.json else verdict.render())
     return 0 if verdict.clean else 1
+
+
+def _host_view(root: Path | None) -> Any:
+    """The host's view (freight.installed), imported only when asked for: it needs freight-host."""
+    from freight.installed import HostView
+
+    return HostView.open(root)
