@@ -105,10 +105,11 @@ def host_base(root: Path, dnf_config: Path | None) -> Iterator[Any]:
         elif inside:
             conf.config_file_path = str(root / DEFAULT_DNF_CONFIG.relative_to("/"))
         conf.installroot = str(root)
-        try:
-            conf.read(priority=dnf.conf.PRIO_MAINCONFIG)
-        except dnf.exceptions.ConfigError as exc:
-            raise FreightError(f"{conf.config_file_path}: {exc}") from None
+        if dnf_config is not None or Path(conf.config_file_path).is_file():  # none at all: dnf's defaults
+            try:
+                conf.read(priority=dnf.conf.PRIO_MAINCONFIG)
+            except dnf.exceptions.ConfigError as exc:
+                raise FreightError(f"{conf.config_file_path}: {exc}") from None
         if inside and dnf_config is None:
             conf.reposdir = [str(root / Path(d).relative_to("/")) for d in conf.reposdir if Path(d).is_absolute()]
         if os.geteuid() != 0:
