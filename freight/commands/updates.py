@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 from pathlib import Path
 
 from freight import affected, manifest, outdated
@@ -18,10 +19,17 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         description=(
             "Compare each manifest's lock with the newest packages in its repositories and list every "
             "package with a newer version, marking security fixes from the repositories' advisories. "
-            "Exit code 0: nothing outdated; 100: a rebuild is due (as dnf check-update); 1: an error."
+            "Exit code 0: nothing outdated; 100: a rebuild is due (as dnf check-update); 1: an error. "
+            "With --host: the containers installed on this host instead, each with a newer container "
+            "package in the host's dnf repositories, and its bundled packages with newer versions or "
+            "advisories in the repositories its embedded manifest names (exit 100: an update or a "
+            "rebuild is due)."
         ),
     )
-    p.add_argument("manifests", type=Path, nargs="+", metavar="MANIFEST")
+    p.add_argument("manifests", type=Path, nargs="*", metavar="MANIFEST")
+    p.add_argument("--host", action="store_true", help="check the containers installed on this host")
+    p.add_argument("--root", type=Path, metavar="DIR", help="with --host: the host's root directory (default /): its rpm database, host.conf, images and dnf configuration are read below DIR")
+    p.add_argument("--dnf-config", type=Path, metavar="FILE", help="with --host: the dnf configuration to read (default /etc/dnf/dnf.conf, below --root)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=_outdated)
 
@@ -47,12 +55,33 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def _outdated(args: argparse.Namespace) -> int:
+    if args.host:
+        return _outdated_host(args)
+    if args.root or args.dnf_config:
+        raise UsageError("--root and --dnf-config go with --host")
+    if not args.manifests:
+        raise UsageError("name at least one MANIFEST, or --host")
     reports = [outdated.check(manifest.load(path)) for path in args.manifests]
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     else:
         print(outdated.render(reports))
     return outdated.REBUILD_DUE if any(r.packages for r in reports) else 0
+
+
+def _outdated_host(args: argparse.Namespace) -> int:
+    if args.manifests:
+        raise UsageError("--host checks the installed containers: name no MANIFEST with it")
+    from freight import hostoutdated
+
+    reports = hostoutdated.check(_host_view(args.root), args.dnf_config)
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+    else:
+        print(hostoutdated.render(reports))
+    if any(r.error for r in reports) and not any(r.due for r in reports):
+        return 1
+    return outdated.REBUILD_DUE if any(r.due for r in reports) else 0
 
 
 def _affected(args: argparse.Namespace) -> int:
@@ -66,3 +95,10 @@ def _affected(args: argparse.Namespace) -> int:
     else:
         print("no container package is affected")
     return outdated.REBUILD_DUE if hits else 0
+
+
+def _host_view(root: Path | None) -> Any:
+    """The host's view (freight.installed), imported only when asked for: it needs freight-host."""
+    from freight.installed import HostView
+
+    return HostView.open(root)
