@@ -112,14 +112,15 @@ def e2e_host(freight_host: TestHost, published: Published, host_share: Path) -> 
     assert repo_file.returncode == 0, repo_file.stderr
     assert "gpgcheck=1" in repo_file.stdout and "repo_gpgcheck=1" in repo_file.stdout
     freight_host.write_text(f"/etc/yum.repos.d/{REPO_ID}.repo", repo_file.stdout)
-    original_conf = freight_host.run(["cat", CONF])
+    # Kept with its times: rpm -V freight-host (test_testhost) checks the %config file's mtime too.
+    freight_host.run(["cp", "-p", CONF, "/var/tmp/e2e-host.conf"])
     freight_host.sh(f"truncate -s 1G /var/tmp/{POOL}.img; zpool create -o cachefile=none -m none {POOL} /var/tmp/{POOL}.img")
     try:
         yield freight_host
     finally:
         freight_host.sh(f"dnf remove -y container-webapp >/dev/null 2>&1 || true; rm -f /etc/yum.repos.d/{REPO_ID}.repo")
         freight_host.sh(f"for i in $(seq 50); do zpool destroy -f {POOL} && break; sleep 0.2; done; rm -f /var/tmp/{POOL}.img")
-        freight_host.write_text(CONF, original_conf)
+        freight_host.run(["mv", "/var/tmp/e2e-host.conf", CONF])
         freight_host.sh("rpm -e gpg-pubkey >/dev/null 2>&1 || true; systemctl reset-failed")
 
 
