@@ -104,7 +104,7 @@ def published(host_share: Path, tmp_path_factory: pytest.TempPathFactory) -> Pub
     return published
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # undone before other modules use the session's host
 def e2e_host(freight_host: TestHost, published: Published, host_share: Path) -> Iterator[TestHost]:
     """The host with the signed repository configured and a zfs-fuse pool with PARENT; all undone at the end."""
     baseurl = f"file://{freight_host.inside(published.repo)}"
