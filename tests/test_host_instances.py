@@ -96,7 +96,7 @@ def test_base_and_derivative_instances(rpm_host: RpmHost, webapp_rpms: dict[str,
     assert "MODE=prod" not in (cfg.nspawn_dir / "webapp.nspawn").read_text()
     assert (state / "webapp-prod/srv-data/seed.txt").read_text() == "seeded by the image\n"
     # dnf will refuse to remove the base; rpm refuses because of the derivative's Requires
-    assert (cfg.protected_dir / "freight-webapp-prod.conf").read_text().splitlines()[-1] == "container-webapp"
+    assert (cfg.protected_dir / "freight-webapp-prod.conf").read_text().splitlines()[1:] == ["container-webapp"]
     refused = h.rpm("--erase", "container-webapp")
     assert refused.returncode != 0 and "container-webapp >= 1.0 is needed by (installed) container-webapp-prod-1.0-1" in refused.stderr
     if zfs:
@@ -152,6 +152,9 @@ def test_base_and_derivative_instances(rpm_host: RpmHost, webapp_rpms: dict[str,
     assert (prod["version"], prod["pending"], prod["pinned"], prod["newer"]) == ("1.0-1", None, True, "1.1-1")
     code, text, _ = cli(h, "list")
     assert "1.0-1 (pinned by rollback; 1.1-1 is installed)" in text
+    code, text, _ = cli(h, "status", "webapp-prod")
+    assert code == 0 and "(image webapp, overlay webapp-prod 1.0-1," in text
+    assert "1.0-1 (pinned by a rollback; 1.1-1 is installed: 'freight instance unpin webapp-prod')" in text
     code, out, _ = cli(h, "rollback", "webapp")
     assert code == 0 and page(h, "webapp") == "page 1.0\n"
     code, _, err = cli(h, "rollback", "webapp")
@@ -183,7 +186,8 @@ def test_base_and_derivative_instances(rpm_host: RpmHost, webapp_rpms: dict[str,
     (cfg.machines_dir / "scratch/srv/www/mine.html").write_text("scratch's\n")
     assert all(page(h, n, "srv/www/mine.html") is None for n in ("webapp", "webapp-prod", "prod-copy"))
     assert not (cfg.images_dir / "webapp/srv/www/mine.html").exists()
-    assert (cfg.protected_dir / "freight-scratch.conf").read_text().splitlines()[-1] == "container-webapp"
+    assert (cfg.protected_dir / "freight-scratch.conf").read_text().splitlines()[1:] == ["container-webapp"]
+    assert (cfg.protected_dir / "freight-prod-copy.conf").read_text().splitlines()[1:] == ["container-webapp", "container-webapp-prod"]
     assert registry(h).get(InstanceRecord, "prod-copy").overlay == "webapp-prod"
     code, _, err = cli(h, "instance", "create", "webapp", "scratch")
     assert code == 1 and "an instance named scratch exists already" in err

@@ -227,7 +227,8 @@ def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
 
 
 def _of_derivative(host: Host, name: str) -> list[InstanceRecord]:
-    return [r for r in host.registry.all(InstanceRecord) if r.overlay == name and r.packaged]
+    """The machines made with a derivative's overlay: its own, and those `freight instance create` made of it."""
+    return [r for r in host.registry.all(InstanceRecord) if r.overlay == name]
 
 
 def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:

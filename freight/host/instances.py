@@ -113,11 +113,13 @@ def protect(host: Host, record: InstanceRecord, undo: Undo) -> None:
 
     rpm itself refuses for a derivative (its Requires); this file makes dnf
     say no too, and covers the instances `freight instance create` makes,
-    which no package requires anything for.
+    which no package requires anything for (of a derivative: the derivative
+    too, whose overlay they are made with).
     """
     path = host.cfg.protected_path(record.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# freight: the instance {record.name} runs on this image\ncontainer-{record.image}\n")
+    packages = [record.image] + ([record.overlay] if record.overlay and not record.packaged else [])
+    path.write_text(f"# freight: the instance {record.name} runs on these\n" + "".join(f"container-{p}\n" for p in packages))
     undo.add(f"remove {path}", path.unlink, True)
 
 
