@@ -310,6 +310,8 @@ def test_layer_installed_on_a_host_makes_its_own_machine(rpm_host, built_layer: 
     data = (layer / "srv/extra/data").stat()
     assert (data.st_uid, data.st_mode & 0o777) == (81, 0o640)  # demo-extra's user, which only the container has
     assert not (base / "srv/extra").exists() and not (cfg.images_dir / "webapp/srv/extra").exists()
+    refused = freight("rollback", "webapp-extra", env={"FREIGHT_HOST_CONF": str(h.host.conf), "SYSTEMD_OFFLINE": "1"})
+    assert refused.returncode == 1 and "a diff against one exact build of webapp" in refused.stderr
     ok(h.rpm("-e", "container-webapp-extra"))
     assert not layer.exists() and base.is_dir()
     ok(h.rpm("-e", "container-webapp"))

@@ -90,8 +90,13 @@ def _lay_over(overlay: Path, root: Path) -> None:
     if not overlay.is_dir():
         raise FreightError(f"the overlay {overlay} is missing: is its derivative package installed?")
     run(["cp", "-a", "--reflink=auto", "--", f"{overlay}/.", f"{root}/"])
-    if (overlay / RPM_DBPATH.lstrip("/")).is_dir():
+    if is_layer(overlay):
         give_owners(root)
+
+
+def is_layer(overlay: Path) -> bool:
+    """A layer's overlay carries the image's rpm database (with its packages added); a derivative of files does not."""
+    return (overlay / RPM_DBPATH.lstrip("/")).is_dir()
 
 
 def give_owners(root: Path) -> None:

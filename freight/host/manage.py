@@ -107,10 +107,16 @@ def rollback(host: Host, name: str) -> RolledBack:
 
     Only the instance's root changes: its state paths are kept as they are
     (a rollback does not undo what the service wrote), and a derivative's
-    overlay is the one its installed package has.
+    overlay is the one its installed package has. A layer's instance is
+    refused: its overlay is a diff against one exact base build.
     """
     with host.locked():
         record = host.instance(name)
+        if record.overlay is not None and instances.is_layer(host.cfg.overlay_path(record.overlay)):
+            raise FreightError(
+                f"{name} is made with the layer {record.overlay}, a diff against one exact build of {record.image}: "
+                f"it cannot run on another snapshot; go back with 'dnf downgrade container-{record.overlay} container-{record.image}'"
+            )
         image = host.image(record.image)
         storage = host.storage(record.storage)
         kept = image.snapshots[: image.snapshots.index(record.snapshot)] if record.snapshot in image.snapshots else []
