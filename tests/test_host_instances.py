@@ -219,3 +219,25 @@ def test_base_and_derivative_instances(rpm_host: RpmHost, webapp_rpms: dict[str,
     assert leftovers(h) == []
     if zfs:
         assert datasets(cfg.parent) == [cfg.parent]
+
+
+def test_downgrade_after_a_rollback_reuses_the_snapshot_and_ends_the_pin(rpm_host: RpmHost, webapp_rpms: dict[str, Path]) -> None:
+    h = rpm_host
+    ok(h.put("-i", webapp_rpms["1.0"]))
+    ok(h.put("-U", webapp_rpms["1.1"]))
+    ok(h.hook("prepare-start", "webapp"))
+    code, out, err = cli(h, "rollback", "webapp")
+    assert code == 0 and "'dnf downgrade container-webapp-1.0-1'" in out, err
+    assert registry(h).get(InstanceRecord, "webapp").pinned
+
+    log = ok(h.put("-U", webapp_rpms["1.0"], "--oldpackage"))  # what dnf downgrade runs
+    assert "reusing the kept snapshot of 1.0-1" in log
+    record = registry(h).get(InstanceRecord, "webapp")
+    assert (record.snapshot, record.pinned) == ("1.0-1", False)
+    assert registry(h).get(ImageRecord, "webapp").current == "1.0-1"
+    ok(h.hook("prepare-start", "webapp"))
+    assert page(h, "webapp") == "page 1.0\n" and listing(h)["webapp"]["pending"] is None
+
+    ok(h.rpm("-e", "container-webapp"))
+    assert cli(h, "purge", "webapp")[0] == 0
+    assert leftovers(h) == []
