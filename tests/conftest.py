@@ -308,4 +308,4 @@ def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProc
 
 
 # The host side's fixtures (a zfs-fuse pool, hosts in temporary folders).
-pytest_plugins = ["hostfixtures"]
+pytest_plugins = ["hostfixtures", "rpmhost"]

@@ -296,3 +296,23 @@ def test_layer_checks_the_signature_of_its_base(containers_repo: Path, tmp_path:
     assert result.returncode == 1
     assert "container-webapp-1.0-1.x86_64 from repository 'demo' failed its signature check" in result.stderr
     _assert_nothing_left(manifest, "webapp-signed")
+
+
+def test_layer_installed_on_a_host_makes_its_own_machine(rpm_host, built_layer: tuple[Path, Path], built_webapp: Path) -> None:
+    """The real scriptlets: the layer's machine is the base's snapshot, the overlay, then the owners its rpm database names."""
+    from rpmhost import leftovers, ok  # the rpm test host, shared with the hook tests
+
+    h, cfg = rpm_host, rpm_host.host.cfg
+    ok(h.put("-i", built_webapp))
+    ok(h.put("-i", built_layer[1]))
+    layer, base = cfg.machines_dir / "webapp-extra", cfg.machines_dir / "webapp"
+    assert (layer / "srv/www/index.html").read_text() == "<h1>extras</h1>\n"
+    data = (layer / "srv/extra/data").stat()
+    assert (data.st_uid, data.st_mode & 0o777) == (81, 0o640)  # demo-extra's user, which only the container has
+    assert not (base / "srv/extra").exists() and not (cfg.images_dir / "webapp/srv/extra").exists()
+    refused = freight("rollback", "webapp-extra", env={"FREIGHT_HOST_CONF": str(h.host.conf), "SYSTEMD_OFFLINE": "1"})
+    assert refused.returncode == 1 and "a diff against one exact build of webapp" in refused.stderr
+    ok(h.rpm("-e", "container-webapp-extra"))
+    assert not layer.exists() and base.is_dir()
+    ok(h.rpm("-e", "container-webapp"))
+    assert leftovers(h) == []

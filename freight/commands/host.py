@@ -1,4 +1,5 @@
-"""Host commands: `freight list`, `start|stop|restart|enable|disable|status NAME`, `purge NAME`.
+"""Host commands: `freight list`, `start|stop|restart|enable|disable|status NAME`, `purge NAME`,
+`instance create|remove|unpin`, `rollback NAME`.
 
 They act on what the installer hook made (see freight.host) and talk to
 systemd over D-Bus through pystemd; none of them parses systemctl output.
@@ -56,6 +57,33 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=_purge)
 
+    p = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help="restart a machine on its image's previous snapshot",
+        description=(
+            "Restart NAME on the snapshot its image kept before the one it runs, in seconds, and keep it there "
+            "until the next package change or 'freight instance unpin NAME'. The package stays at its version: "
+            "'dnf downgrade' is the durable way back, and reuses the kept snapshot."
+        ),
+    )
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=_rollback)
+
+    p = sub.add_parser("instance", parents=[common], help="make and remove machines no package owns", description="Make, remove and unpin instances.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    v = verbs.add_parser("create", parents=[common], help="a new machine of an installed image or derivative", description="Make the machine NEWNAME from IMAGE's current snapshot (a derivative: with its overlay). No package owns it; writes in it stay in it.")
+    v.add_argument("image", metavar="IMAGE")
+    v.add_argument("new", metavar="NEWNAME")
+    v.set_defaults(func=_instance_create)
+    v = verbs.add_parser("remove", parents=[common], help="remove a machine made by 'instance create'", description="Stop and remove NAME; its state stays (until 'freight purge NAME') unless --purge.")
+    v.add_argument("name", metavar="NAME")
+    v.add_argument("--purge", action="store_true", help="remove its state too")
+    v.set_defaults(func=_instance_remove)
+    v = verbs.add_parser("unpin", parents=[common], help="let a rolled-back machine move forward again", description="Undo a rollback's pin: NAME moves to its image's newest snapshot at its next start.")
+    v.add_argument("name", metavar="NAME")
+    v.set_defaults(func=_instance_unpin)
+
 
 def _host() -> Host:
     try:
@@ -83,8 +111,8 @@ def _list(args: argparse.Namespace) -> int:
         [
             [
                 r["name"],
-                r["image"],
-                r["version"] + (f" ({r['pending']} at restart)" if r["pending"] else ""),
+                r["image"] + (f"+{r['overlay']}" if r["overlay"] else ""),
+                r["version"] + _waiting(r),
                 r["state"] or "?",
                 r["enabled"],
                 r["storage"],
@@ -98,6 +126,13 @@ def _list(args: argparse.Namespace) -> int:
     if info["systemd"] != "running":
         flog.log.info("STATE is unknown: %s", info["systemd"])
     return 0
+
+
+def _waiting(info: dict[str, Any]) -> str:
+    """What the VERSION column adds: a newer snapshot waiting for a restart, or a rollback's pin."""
+    if info["pinned"]:
+        return " (pinned by rollback" + (f"; {info['newer']} is installed)" if info["newer"] else ")")
+    return f" ({info['pending']} at restart)" if info["pending"] else ""
 
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
@@ -131,8 +166,10 @@ def _status_text(info: dict[str, Any]) -> str:
     if info["main_pid"]:
         state += f", main PID {info['main_pid']}"
     version = info["version"] + (f" (moves to {info['pending']} at its next start)" if info["pending"] else "")
+    if info["pinned"]:
+        version += f" (pinned by a rollback{'; ' + info['newer'] + ' is installed' if info['newer'] else ''}: 'freight instance unpin {info['name']}')"
     lines = [
-        f"{info['name']}  (image {info['image']}, unit {info['unit']})",
+        f"{info['name']}  (image {info['image']}{', overlay ' + info['overlay'] + ' ' + str(info['overlay_version']) if info['overlay'] else ''}, unit {info['unit']})",
         f"  state:     {state}",
         f"  enabled:   {info['enabled']}",
         f"  version:   {version}",
@@ -159,4 +196,41 @@ def _purge(args: argparse.Namespace) -> int:
         if not instances.purge_state(host, args.name):
             raise FreightError(f"there is no kept state of {args.name} on this host")
     flog.step("%s: state removed", args.name)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    host = _host()
+    from freight.host import manage
+
+    done = manage.rollback(host, args.name)
+    print(done.explain())
+    return 0
+
+
+def _instance_create(args: argparse.Namespace) -> int:
+    host = _host()
+    from freight.host import manage
+
+    record = manage.create(host, args.image, args.new)
+    what = f"{record.image} {record.snapshot}" + (f" with the overlay {record.overlay}" if record.overlay else "")
+    flog.step("%s: made from %s; 'freight start %s' starts it", record.name, what, record.name)
+    return 0
+
+
+def _instance_remove(args: argparse.Namespace) -> int:
+    host = _host()
+    from freight.host import manage
+
+    manage.remove(host, args.name, purge=args.purge)
+    flog.step("%s: removed%s", args.name, " with its state" if args.purge else "")
+    return 0
+
+
+def _instance_unpin(args: argparse.Namespace) -> int:
+    host = _host()
+    from freight.host import manage
+
+    record = manage.unpin(host, args.name)
+    flog.step("%s: unpinned; it moves to its image's newest snapshot at its next start (now on %s)", record.name, record.snapshot)
     return 0

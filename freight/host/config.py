@@ -36,6 +36,8 @@ _LOCATIONS = {
     "machines_dir": "/var/lib/machines",
     "lib_dir": "/var/lib/freight",
     "containers_dir": "/usr/share/freight/containers",
+    "overlays_dir": "/var/lib/freight/overlays",  # where derivative packages put their files
+    "protected_dir": "/etc/dnf/protected.d",  # dnf refuses to remove the packages named here
     "nspawn_dir": "/etc/systemd/nspawn",
     "units_dir": "/etc/systemd/system",
     "lock_file": "/run/lock/freight-host.lock",  # runtime only: an erase leaves no trace of it
@@ -62,6 +64,8 @@ class HostConfig:
     machines_dir: Path
     lib_dir: Path
     containers_dir: Path
+    overlays_dir: Path
+    protected_dir: Path
     nspawn_dir: Path
     units_dir: Path
     lock_file: Path
@@ -81,6 +85,14 @@ class HostConfig:
     def manifest_path(self, image: str) -> Path:
         """Where a container package put its manifest (see freight.build._write_metadata)."""
         return self.containers_dir / image / "manifest.json"
+
+    def overlay_path(self, derivative: str) -> Path:
+        """Where a derivative package put its files (see freight.overlay)."""
+        return self.overlays_dir / derivative
+
+    def protected_path(self, instance: str) -> Path:
+        """The dnf protected.d file that keeps an instance's base package installed."""
+        return self.protected_dir / f"freight-{instance}.conf"
 
 
 def config_path() -> Path:

@@ -17,6 +17,13 @@ snapshot `@VERSION-RELEASE` is taken. A running instance is not touched: its
 unit's ExecStartPre (`prepare-start`) moves it onto the newest snapshot the
 next time it starts, keeping its state paths.
 
+A derivative package (`base` in its manifest) makes no image: its %post makes
+the instance NAME2 from the base's current snapshot with the derivative's
+overlay laid over it and the two `run` sections merged, and names the base in
+dnf's protected.d; its erase removes only that instance. prepare-start also
+lays a derivative's new overlay over the newest snapshot after an upgrade of
+either package, and leaves an instance pinned by `freight rollback` alone.
+
 A failing phase rolls back what it had made, prints one `error:` line and
 exits 1. rpm (4.18) stops an install only for a failed %pre and an erase only
 for a failed %preun; a failed %post or %postun is a warning and the
@@ -34,14 +41,12 @@ from pathlib import Path
 
 from freight import log as flog
 from freight.errors import FreightError, UsageError
-from freight.host import instances, nspawn
+from freight.host import instances, manage
 from freight.host.config import choose_storage
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
-from freight.run import run
-from freight.stage import RPM_DBPATH
 
 log = logging.getLogger("freight.host.hook")
 
@@ -72,17 +77,14 @@ def pre_install(host: Host, name: str, evr: str, count: int) -> None:
 def _preflight(host: Host, storage: Storage, name: str) -> None:
     """Refuse, before any file is written, what post-install would trip over."""
     cfg = host.cfg
-    for folder in (cfg.images_dir, cfg.machines_dir, cfg.lib_dir, cfg.nspawn_dir, cfg.units_dir, cfg.lock_file.parent):
+    for folder in (cfg.images_dir, cfg.machines_dir, cfg.lib_dir, cfg.overlays_dir, cfg.protected_dir, cfg.nspawn_dir, cfg.units_dir, cfg.lock_file.parent):
         _check_folder(folder)
     record = host.registry.get(InstanceRecord, name)
     if record is not None:
-        if record.image != name:
+        if name not in (record.image, record.overlay):
             raise FreightError(f"the instance {name} exists already, made from the image {record.image}")
         return  # ours, from an earlier install: it is kept
-    settings = nspawn.settings_path(cfg, name)
-    if storage.instance_exists(name) or settings.exists():
-        found = storage.machine_dir(name) if storage.instance_exists(name) else settings
-        raise FreightError(f"a machine named {name} exists already ({found}) and freight did not make it; move it away first")
+    instances.check_free(host, storage, name)
 
 
 def _check_folder(folder: Path) -> None:
@@ -97,59 +99,96 @@ def _check_folder(folder: Path) -> None:
 def post_install(host: Host, name: str, evr: str, count: int) -> None:
     """After the files: snapshot, default instance, settings, systemd (install); new settings (upgrade)."""
     image = host.image(name)
-    storage = host.storage(image.storage)
     manifest = host.manifest(name)
     if manifest.get("base"):
-        _derivative(host, storage, name, manifest["base"])
+        _forget_image(host, image)
+        _post_install_derivative(host, name, evr, manifest["base"])
         return
+    storage = host.storage(image.storage)
     run = manifest.get("run", {})
     # An upgrade of a package whose first %post failed has nothing to upgrade: it installs.
     upgrade = count >= 2 and image.current is not None
     with Undo() as undo:
         undo.add("reload systemd", host.systemd.daemon_reload)
         if upgrade:
-            _reconfigure(host, storage, name, evr, run, undo)
+            _reconfigure(host, storage, name, undo)
         else:
             _take_snapshot(host, storage, image, evr, undo)
             if host.registry.get(InstanceRecord, name) is None:
                 instances.create(host, storage, name, evr, run, name, undo)
             else:
                 log.info("%s: the instance exists already: keeping it", name)
-        host.systemd.daemon_reload()
-        if run.get("autostart"):
-            host.systemd.enable(name)
-            undo.add(f"disable {name}", host.systemd.disable, name)
-            if not upgrade and not host.systemd.offline:
-                host.systemd.start(name)
-                undo.add(f"stop {name}", host.systemd.stop, name)
-                log.info("%s: started", name)
+        _activate(host, name, run, fresh=not upgrade, undo=undo)
 
 
-def _derivative(host: Host, storage: Storage, name: str, base: str) -> None:
-    """A derivative (an overlay on BASE): not an image. Take back what pre-install made for one.
+def _activate(host: Host, name: str, run: dict, fresh: bool, undo: Undo) -> None:
+    """Reload systemd; with `autostart`, enable the machine, and start it when it is new."""
+    host.systemd.daemon_reload()
+    if run.get("autostart"):
+        host.systemd.enable(name)
+        undo.add(f"disable {name}", host.systemd.disable, name)
+        if fresh and not host.systemd.offline:
+            host.systemd.start(name)
+            undo.add(f"stop {name}", host.systemd.stop, name)
+            log.info("%s: started", name)
+
+
+def _forget_image(host: Host, image: ImageRecord) -> None:
+    """A derivative is not an image: take back what pre-install made for one.
 
     pre-install cannot tell (the manifest arrives with the files), so it made
     an image like for any container; a derivative's files went to its overlay
-    folder instead, and its machine is made from BASE's snapshot with the
-    overlay laid over it — which this freight-host does not do yet.
+    folder instead.
     """
-    if storage.image_exists(name) and not any(storage.image_dir(name).iterdir()):
-        storage.image_destroy(name)
-    host.registry.drop(ImageRecord, name)
-    log.warning("%s derives from %s: this freight-host makes no machines for derivatives yet; its files are installed, no machine was made", name, base)
+    storage = host.storage(image.storage)
+    if storage.image_exists(image.name) and not any(storage.image_dir(image.name).iterdir()):
+        storage.image_destroy(image.name)
+    host.registry.drop(ImageRecord, image.name)
 
 
-def _reconfigure(host: Host, storage: Storage, name: str, evr: str, run: dict, undo: Undo) -> None:
-    """An upgrade: the default instance gets the new version's settings and any new state path.
+def _post_install_derivative(host: Host, name: str, evr: str, base: str) -> None:
+    """The derivative's instance NAME: BASE's current snapshot with the overlay laid over, the runs merged.
 
-    It keeps running on its snapshot; the settings take effect at its next
-    start, together with the new snapshot.
+    On an upgrade the instance keeps running as it is; its new settings are
+    written, and prepare-start lays the new overlay over the newest snapshot
+    at its next start.
     """
+    image = host.image(base)
+    if image.current is None:
+        raise FreightError(f"{name} derives from {base}, whose image has no snapshot (did the install of container-{base} fail?)")
+    storage = host.storage(image.storage)
+    run = instances.run_of(host, base, name)
     record = host.registry.get(InstanceRecord, name)
-    if record is None:
-        log.info("%s: there is no default instance to update", name)
-        return
-    instances.configure(host, storage, record, evr, run, seed_root=storage.image_dir(name), undo=undo)
+    with Undo() as undo:
+        undo.add("reload systemd", host.systemd.daemon_reload)
+        if record is None:
+            instances.create(host, storage, base, image.current, run, name, undo, overlay=instances.Overlay(name, evr))
+            log.info("%s: made from %s %s with the overlay %s %s", name, base, image.current, name, evr)
+        else:
+            _unpin(host, [record], undo)
+            instances.configure(host, storage, record, record.snapshot, run, seed_root=host.cfg.overlay_path(name), undo=undo)
+        _activate(host, name, run, fresh=record is None, undo=undo)
+
+
+def _reconfigure(host: Host, storage: Storage, name: str, undo: Undo) -> None:
+    """An upgrade: every instance of the image gets the new version's settings and any new state path.
+
+    They keep running on their snapshots; the settings take effect at their
+    next start, together with the new snapshot.
+    """
+    for record in host.instances_of(name):
+        run = instances.run_of(host, name, record.overlay)
+        instances.configure(host, storage, record, record.snapshot, run, seed_root=storage.image_dir(name), undo=undo)
+
+
+def _unpin(host: Host, records: list[InstanceRecord], undo: Undo) -> None:
+    """A package change ends a rollback's pin (see freight.host.manage)."""
+    for record in records:
+        if record.pinned:
+            undo.add(f"pin {record.name} again", host.registry.put, InstanceRecord(**vars(record)))
+            record.pinned = False
+            host.registry.put(record)
+            log.info("%s: no longer pinned by its rollback: it moves at its next start", record.name)
 
 
 def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, undo: Undo) -> None:
@@ -158,9 +197,11 @@ def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, u
     if storage.snapshot_exists(image.name, evr):
         log.info("%s: reusing the kept snapshot of %s", image.name, evr)
     else:
-        _give_owners(storage.image_dir(image.name))
+        instances.give_owners(storage.image_dir(image.name))
         storage.snapshot_create(image.name, evr)
         undo.add(f"destroy the snapshot {image.name} {evr}", storage.snapshot_destroy, image.name, evr)
+    if image.current != evr:
+        _unpin(host, host.instances_of(image.name), undo)
     image.current = evr
     if evr not in image.snapshots:
         image.snapshots.append(evr)
@@ -170,43 +211,37 @@ def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, u
     undo.add(f"reopen the image {image.name}", storage.image_set_writable, image.name, True)
 
 
-def _give_owners(root: Path) -> None:
-    """Give the image's files the owners the container's own packages say.
-
-    The host's rpm resolves owners by name with the host's /etc/passwd, so a
-    file of a user only the container has (say `www`) was written as root.
-    The image carries its own rpm database, which knows each file's owner;
-    `rpm --root IMAGE --setugids -a` applies them, by the image's own users.
-    """
-    if not (root / RPM_DBPATH.lstrip("/")).is_dir():
-        log.debug("%s has no rpm database of its own: owners stay as rpm wrote them", root)
-        return
-    run(["rpm", "--root", root, "--dbpath", RPM_DBPATH, "--setugids", "-a"])
-
-
 def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
-    """Before an erase: stop and disable the image's machines (nothing on upgrade)."""
+    """Before an erase: stop and disable the machines the package carries (nothing on upgrade)."""
     if count >= 1:
         return
     image = host.registry.get(ImageRecord, name)
-    if image is None:
+    records = host.instances_of(name) if image else _of_derivative(host, name)
+    if image is None and not records:
         log.info("%s: freight has no record of this image: nothing to stop", name)
         return
-    for record in host.instances_of(name):
-        state = host.systemd.unit(record.name)
-        if state is not None and state.active not in ("inactive", "failed"):
-            host.systemd.stop(record.name)
-            log.info("%s: stopped", record.name)
-        host.systemd.reset_failed(record.name)
-        host.systemd.disable(record.name)
-    host.storage(image.storage).image_set_writable(name, True)  # rpm removes the files next
+    for record in records:
+        manage.halt(host, record.name)
+    if image is not None:
+        host.storage(image.storage).image_set_writable(name, True)  # rpm removes the files next
+
+
+def _of_derivative(host: Host, name: str) -> list[InstanceRecord]:
+    """The machines made with a derivative's overlay: its own, and those `freight instance create` made of it."""
+    return [r for r in host.registry.all(InstanceRecord) if r.overlay == name]
 
 
 def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
     """After an erase: everything but kept state goes. After an upgrade: the new snapshot."""
     image = host.registry.get(ImageRecord, name)
     if image is None:
-        log.info("%s: freight has no record of this image: nothing to remove", name)
+        derived = _of_derivative(host, name) if count == 0 else []
+        for record in derived:
+            instances.destroy(host, record, keep_state=True)
+        if derived:
+            host.systemd.daemon_reload()
+        else:
+            log.info("%s: freight has no record of this image: nothing to remove", name)
         return
     storage = host.storage(image.storage)
     if count >= 1:
@@ -223,26 +258,33 @@ def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
 
 
 def prepare_start(host: Host, instance: str) -> None:
-    """Just before a machine starts: move it onto its image's current snapshot if it is behind."""
+    """Just before a machine starts: move it onto its image's current snapshot and its overlay's installed version."""
     record = host.instance(instance)
-    if _target(host, record) == record.snapshot:
+    if _target(host, record) == (record.snapshot, record.overlay_version):
         return  # the common case, decided without the lock (the installing hook may hold it)
     with host.locked():
         record = host.instance(instance)
         target = _target(host, record)
-        if target == record.snapshot:
+        if target == (record.snapshot, record.overlay_version):
             return
         image = host.image(record.image)
         storage = host.storage(record.storage)
-        instances.move(host, storage, record, target)
+        instances.move(host, storage, record, *target)
         prune(host, storage, image)
 
 
-def _target(host: Host, record: InstanceRecord) -> str:
+def _target(host: Host, record: InstanceRecord) -> tuple[str, str | None]:
+    """The snapshot and overlay version the instance should start on; a pinned one stays where it is."""
+    if record.pinned:
+        return record.snapshot, record.overlay_version
     image = host.registry.get(ImageRecord, record.image)
-    if image is None or image.current is None or image.current not in image.snapshots:
-        return record.snapshot
-    return image.current
+    snapshot = record.snapshot
+    if image is not None and image.current is not None and image.current in image.snapshots:
+        snapshot = image.current
+    overlay_version = record.overlay_version
+    if record.overlay is not None and host.cfg.manifest_path(record.overlay).exists():
+        overlay_version = host.installed_evr(record.overlay)
+    return snapshot, overlay_version
 
 
 def prune(host: Host, storage: Storage, image: ImageRecord) -> None:

@@ -10,6 +10,7 @@ what it creates with the caller's Undo.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +20,112 @@ from freight.host.context import Host, state_paths
 from freight.host.registry import InstanceRecord, StateRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
+from freight.manifest import merge_run
 from freight.run import run
+from freight.stage import RPM_DBPATH
 
 log = logging.getLogger("freight.host.instances")
 
 
-def create(host: Host, storage: Storage, image: str, evr: str, run_section: dict[str, Any], instance: str, undo: Undo) -> InstanceRecord:
-    """Clone IMAGE@EVR to the instance, give it its state and settings, and record it."""
+def create(
+    host: Host, storage: Storage, image: str, evr: str, run_section: dict[str, Any], instance: str, undo: Undo, overlay: Overlay | None = None
+) -> InstanceRecord:
+    """Clone IMAGE@EVR to the instance (with OVERLAY laid over it), give it its state and settings, and record it."""
     if host.registry.get(InstanceRecord, instance) is not None or storage.instance_exists(instance):
         raise FreightError(f"an instance named {instance} exists already")
-    root = storage.instance_create(image, evr, instance)
-    undo.add(f"destroy the instance {instance}", storage.instance_destroy, instance)
-    make_mountpoints(root, state_paths(run_section))
     record = InstanceRecord(name=instance, image=image, snapshot=evr, storage=storage.kind)
+    if overlay is not None:
+        record.overlay, record.overlay_version = overlay.name, overlay.version
+    root = make_root(host, storage, record, state_paths(run_section), undo)
     configure(host, storage, record, evr, run_section, seed_root=root, undo=undo)
+    if record.name != record.image:
+        protect(host, record, undo)
     return record
+
+
+def run_of(host: Host, image: str, overlay: str | None) -> dict[str, Any]:
+    """The `run` section an instance runs with: its image's, with its derivative's merged over it."""
+    base = host.manifest(image).get("run", {})
+    return merge_run(base, host.manifest(overlay).get("run", {})) if overlay else base
+
+
+def check_free(host: Host, storage: Storage, name: str) -> None:
+    """Refuse a machine name that something freight did not make already uses."""
+    settings = nspawn.settings_path(host.cfg, name)
+    if storage.instance_exists(name) or settings.exists():
+        found = storage.machine_dir(name) if storage.instance_exists(name) else settings
+        raise FreightError(f"a machine named {name} exists already ({found}) and freight did not make it; move it away first")
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A derivative's files as its installed package left them, and its version."""
+
+    name: str
+    version: str
+
+
+def make_root(host: Host, storage: Storage, record: InstanceRecord, state: list[str], undo: Undo) -> Path:
+    """The instance's root: a clone of its snapshot, its overlay laid over, mount points made.
+
+    The overlay is copied with owners and modes kept. A layer's overlay
+    carries the image's rpm database with its packages added; like the image
+    itself (see give_owners), the files then get the owners that database
+    names, by the instance's own users.
+    """
+    root = storage.instance_create(record.image, record.snapshot, record.name)
+    undo.add(f"destroy the instance {record.name}", storage.instance_destroy, record.name)
+    if record.overlay is not None:
+        _lay_over(host.cfg.overlay_path(record.overlay), root)
+    make_mountpoints(root, state)
+    return root
+
+
+def _bring_back(host: Host, storage: Storage, record: InstanceRecord) -> None:
+    with Undo() as undo:
+        make_root(host, storage, record, record.state, undo)
+
+
+def _lay_over(overlay: Path, root: Path) -> None:
+    if not overlay.is_dir():
+        raise FreightError(f"the overlay {overlay} is missing: is its derivative package installed?")
+    run(["cp", "-a", "--reflink=auto", "--", f"{overlay}/.", f"{root}/"])
+    if is_layer(overlay):
+        give_owners(root)
+
+
+def is_layer(overlay: Path) -> bool:
+    """A layer's overlay carries the image's rpm database (with its packages added); a derivative of files does not."""
+    return (overlay / RPM_DBPATH.lstrip("/")).is_dir()
+
+
+def give_owners(root: Path) -> None:
+    """Give the files of a root the owners the container's own packages say.
+
+    The host's rpm resolves owners by name with the host's /etc/passwd, so a
+    file of a user only the container has (say `www`) was written as root.
+    The root carries its own rpm database, which knows each file's owner;
+    `rpm --root ROOT --setugids -a` applies them, by the container's own users.
+    """
+    if not (root / RPM_DBPATH.lstrip("/")).is_dir():
+        log.debug("%s has no rpm database of its own: owners stay as rpm wrote them", root)
+        return
+    run(["rpm", "--root", root, "--dbpath", RPM_DBPATH, "--setugids", "-a"])
+
+
+def protect(host: Host, record: InstanceRecord, undo: Undo) -> None:
+    """Name the instance's base package in dnf's protected.d, so `dnf remove` refuses it while the instance exists.
+
+    rpm itself refuses for a derivative (its Requires); this file makes dnf
+    say no too, and covers the instances `freight instance create` makes,
+    which no package requires anything for (of a derivative: the derivative
+    too, whose overlay they are made with).
+    """
+    path = host.cfg.protected_path(record.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    packages = [record.image] + ([record.overlay] if record.overlay and not record.packaged else [])
+    path.write_text(f"# freight: the instance {record.name} runs on these\n" + "".join(f"container-{p}\n" for p in packages))
+    undo.add(f"remove {path}", path.unlink, True)
 
 
 def configure(host: Host, storage: Storage, record: InstanceRecord, evr: str, run_section: dict[str, Any], seed_root: Path, undo: Undo) -> None:
@@ -137,22 +229,22 @@ def make_mountpoints(root: Path, state: list[str]) -> None:
         _folder(root, path, f"{root.name}:{path}").mkdir(mode=0o755, parents=True, exist_ok=True)
 
 
-def move(host: Host, storage: Storage, record: InstanceRecord, evr: str) -> None:
-    """Put a stopped instance on the image's snapshot EVR; its state stays where it is.
+def move(host: Host, storage: Storage, record: InstanceRecord, evr: str, overlay_version: str | None = None) -> None:
+    """Put a stopped instance on the image's snapshot EVR (and its overlay's current files); its state stays.
 
     Whatever was written in the instance outside its state paths is dropped:
     that is the contract of declaring state.
     """
-    old = record.snapshot
+    before = InstanceRecord(**vars(record) | {"state": list(record.state)})
     with Undo() as undo:
         storage.instance_destroy(record.name)
-        undo.add(f"bring back {record.name} on {old}", storage.instance_create, record.image, old, record.name)
-        root = storage.instance_create(record.image, evr, record.name)
-        undo.add(f"remove {record.name} on {evr}", storage.instance_destroy, record.name)
-        make_mountpoints(root, record.state)
+        undo.add(f"bring back {record.name} on {before.snapshot}", _bring_back, host, storage, before)
         record.snapshot = evr
+        record.overlay_version = overlay_version or record.overlay_version
+        make_root(host, storage, record, record.state, undo)
         host.registry.put(record)
-    log.info("%s: moved from %s %s to %s", record.name, record.image, old, evr)
+    what = f" with the overlay {record.overlay} {record.overlay_version}" if record.overlay else ""
+    log.info("%s: moved from %s %s to %s%s", record.name, record.image, before.snapshot, evr, what)
 
 
 def destroy(host: Host, record: InstanceRecord, keep_state: bool = True) -> None:
@@ -161,6 +253,7 @@ def destroy(host: Host, record: InstanceRecord, keep_state: bool = True) -> None
     storage.instance_destroy(record.name)
     nspawn.remove(host.cfg, record.name)
     host.registry.drop(InstanceRecord, record.name)
+    host.cfg.protected_path(record.name).unlink(missing_ok=True)
     if not keep_state:
         purge_state(host, record.name)
     elif record.state:

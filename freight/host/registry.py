@@ -42,8 +42,16 @@ class InstanceRecord:
     snapshot: str  # the VERSION-RELEASE its root filesystem was cloned from
     storage: str
     state: list[str] = field(default_factory=list)  # container paths bound from kept state
+    overlay: str | None = None  # the derivative whose overlay is laid over the snapshot
+    overlay_version: str | None = None  # the derivative's VERSION-RELEASE that overlay came from
+    pinned: bool = False  # rolled back: stays on its snapshot until the next package change
 
     kind = "instances"
+
+    @property
+    def packaged(self) -> bool:
+        """Made by a package's hook (the image's default instance or a derivative's), not by `freight instance create`."""
+        return self.name in (self.image, self.overlay)
 
 
 @dataclass

@@ -28,7 +28,8 @@ def image_info(host: Host, image: ImageRecord) -> dict[str, Any]:
 def instance_info(host: Host, record: InstanceRecord, detail: bool = False) -> dict[str, Any]:
     """One instance: its version (and the one waiting for a restart), unit state, addresses."""
     image = host.registry.get(ImageRecord, record.image)
-    pending = image.current if image and image.current and image.current != record.snapshot else None
+    newer = image.current if image and image.current and image.current != record.snapshot else None
+    pending = None if record.pinned else newer  # a pinned instance does not move at its restart
     unit = host.systemd.unit(record.name)
     machine = host.systemd.machine(record.name) if unit is not None and unit.active == "active" else None
     if unit is not None:
@@ -40,6 +41,11 @@ def instance_info(host: Host, record: InstanceRecord, detail: bool = False) -> d
         "image": record.image,
         "version": record.snapshot,
         "pending": pending,
+        "pinned": record.pinned,
+        "newer": newer,
+        "overlay": record.overlay,
+        "overlay_version": record.overlay_version,
+        "packaged": record.packaged,
         "state": unit.active if unit else None,
         "sub_state": unit.sub if unit else None,
         "enabled": enabled,
