@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import signal
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,59 +22,19 @@ from freight.host import config
 from freight.host.config import HostConfig
 from freight.host.storage import zfs_letting_go
 from freight.run import run
+from freight.testhost import zfspool
 
 POOL_SIZE = "2G"  # sparse: only what the tests write takes space
 _counter = itertools.count()
 
 
-def zfs_ready() -> bool:
-    return run(["zpool", "list", "-H"], check=False).returncode == 0
-
-
-def pools() -> list[str]:
-    return run(["zpool", "list", "-H", "-o", "name"], check=False).stdout.split()
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def zfs_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ZFS pool (zfs-fuse, file-backed) for the session; its name."""
-    if shutil.which("zfs-fuse") is None or not Path("/dev/fuse").exists():
+    if not zfspool.available():
         pytest.skip("zfs-fuse or /dev/fuse is missing")
-    work = tmp_path_factory.mktemp("zfs")
-    started: int | None = None
-    # zfs-fuse's runtime folders (its socket's and its lock's): removed again if it made them.
-    runtime = [d for d in (Path("/run/zfs"), Path("/run/lock/zfs")) if not d.exists()]
-    if not zfs_ready():
-        pidfile = work / "zfs-fuse.pid"
-        run(["zfs-fuse", "--pidfile", pidfile])
-        _wait(zfs_ready, 30, "zfs-fuse did not come up")
-        started = int(pidfile.read_text())
-    pool = f"fthook{os.getpid()}"
-    vdev = work / "pool.img"
-    run(["truncate", "-s", POOL_SIZE, vdev])
-    try:
-        run(["zpool", "create", "-o", "cachefile=none", "-m", "none", pool, vdev])
+    with zfspool.scratch_pool(tmp_path_factory.mktemp("zfs"), f"fthook{os.getpid()}", POOL_SIZE) as pool:
         yield pool
-    finally:
-        # zfs-fuse may call a just-used pool busy for a moment (see ZfsStorage._destroy).
-        _wait(lambda: run(["zpool", "destroy", "-f", pool], check=False).returncode == 0 or pool not in pools(), 30, f"zpool {pool} stays busy")
-        vdev.unlink(missing_ok=True)
-        if started is not None:
-            os.kill(started, signal.SIGTERM)
-            try:
-                _wait(lambda: not Path(f"/proc/{started}").exists(), 30, "zfs-fuse did not stop")
-            except TimeoutError:
-                os.kill(started, signal.SIGKILL)
-            for folder in runtime:
-                shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
