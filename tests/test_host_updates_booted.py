@@ -94,7 +94,8 @@ def host(freight_host: TestHost, shop: Shop) -> Iterator[TestHost]:
     assert repo_file.returncode == 0, repo_file.stderr
     h.write_text(f"/etc/yum.repos.d/{REPO_ID}.repo", repo_file.stdout)
     h.sh(f"mkdir -p {shop.demo.parent}; ln -sfn {h.inside(shop.demo)} {shop.demo}")
-    original_conf = h.run(["cat", CONF])
+    # Kept with its times: rpm -V freight-host (test_testhost) checks the %config file's mtime too.
+    h.run(["cp", "-p", CONF, "/var/tmp/updates-host.conf"])
     h.sh(f"truncate -s 1G /var/tmp/{POOL}.img; zpool create -o cachefile=none -m none {POOL} /var/tmp/{POOL}.img")
     h.run(["zfs", "create", "-o", "mountpoint=none", PARENT])
     h.write_text(CONF, textwrap.dedent(f"""\
@@ -108,7 +109,7 @@ def host(freight_host: TestHost, shop: Shop) -> Iterator[TestHost]:
     finally:
         h.sh(f"dnf remove -y container-{NAME} >/dev/null 2>&1 || true; rm -f /etc/yum.repos.d/{REPO_ID}.repo; rm -f {shop.demo}")
         h.sh(f"for i in $(seq 50); do zpool destroy -f {POOL} && break; sleep 0.2; done; rm -f /var/tmp/{POOL}.img")
-        h.write_text(CONF, original_conf)
+        h.run(["mv", "/var/tmp/updates-host.conf", CONF])
         h.sh("systemctl reset-failed")
 
 
