@@ -119,9 +119,10 @@ def e2e_host(freight_host: TestHost, published: Published, host_share: Path) -> 
         yield freight_host
     finally:
         freight_host.sh(f"dnf remove -y container-webapp >/dev/null 2>&1 || true; rm -f /etc/yum.repos.d/{REPO_ID}.repo")
-        freight_host.sh(f"for i in $(seq 50); do zpool destroy -f {POOL} && break; sleep 0.2; done; rm -f /var/tmp/{POOL}.img")
         freight_host.run(["mv", "/var/tmp/e2e-host.conf", CONF])
         freight_host.sh("rpm -e gpg-pubkey >/dev/null 2>&1 || true; systemctl reset-failed")
+        letting_go(freight_host, f"zpool destroy -f {POOL}")
+        freight_host.run(["rm", "-f", f"/var/tmp/{POOL}.img"])
 
 
 def configure(host: TestHost, storage: str, parent: str = PARENT) -> None:
@@ -247,7 +248,19 @@ def test_zfs_install_serve_upgrade_verify_remove(e2e_host: TestHost, published: 
     assert_nothing_left(host)
     assert datasets(host) == [PARENT]
     assert host.sh(f"curl -fsS --max-time 2 http://127.0.0.1:{PORT}/ >/dev/null 2>&1 && echo served || echo gone").strip() == "gone"
-    host.run(["zfs", "destroy", PARENT])
+    letting_go(host, f"zfs destroy {PARENT}")
+
+
+def letting_go(host: TestHost, command: str, timeout: float = 20) -> None:
+    """A zfs or zpool destroy in the host, waiting while zfs-fuse calls it busy (see storage.zfs_letting_go)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = host.sh(f"{command} 2>&1 && echo destroyed || true")
+        if out.strip().endswith("destroyed"):
+            return
+        assert "busy" in out and time.monotonic() < deadline, out
+        Path("/proc/sys/vm/drop_caches").write_text("2\n")  # the host shares this kernel's inode cache
+        time.sleep(0.2)
 
 
 def test_missing_zfs_parent_fails_cleanly(e2e_host: TestHost) -> None:
