@@ -39,6 +39,7 @@ PARENT = f"{POOL}/freight"
 IMAGE = "/var/lib/freight/images/webapp"
 CONF = "/etc/freight/host.conf"
 PORT = 8080
+CVE = "CVE-2026-4242"
 
 
 def _manifest(folder: Path, demo: Path, version: str) -> Path:
@@ -76,12 +77,17 @@ class Published:
     def release(self, version: str, page: str) -> str:
         """demo-www VERSION with PAGE in the demo repository; container-webapp rebuilt against it with
         --update-lock (the lock's change bumps its release), signed and published; its VERSION-RELEASE."""
-        from freight import demorepo
+        from freight import demorepo, updateinfo
         from freight.run import run
 
         if version != "1.0":
-            demorepo.make_repo(self.demo, [demorepo.DEMO_SPECS / "demo-www.spec"],
-                               {"version_override": version, "page_text": page})
+            (rpm,) = demorepo.make_repo(self.demo, [demorepo.DEMO_SPECS / "demo-www.spec"],
+                                        {"version_override": version, "page_text": page})
+            # the distribution marks the new demo-www a security fix; the rebuilt container inherits that
+            updateinfo.add_to_repo(self.demo, [updateinfo.Advisory(
+                id=f"DEMO-{version}", type="security", severity="Important", title="demo-www: security fix",
+                cves=[CVE], packages=[updateinfo.AdvisoryPackage("demo-www", 0, version, "1", "noarch", rpm.name)],
+            )])
         manifest = _manifest(self.work, self.demo, "1.0")
         built = freight("build", manifest, "-o", self.repo, "--sign", self.signer.fingerprint, "--update-lock",
                         env=self.signer.env)
@@ -230,7 +236,11 @@ def test_zfs_install_serve_upgrade_verify_remove(e2e_host: TestHost, published: 
     # --- upgrade to a new build: a new snapshot; the restarted instance serves the new page ---
     evr = published.release("1.1", "Hello from the upgraded demo")
     assert evr == "1.0-1.1"
-    out = dnf(host, "upgrade", "container-webapp")
+    # dnf's security workflow sees the rebuilt container as a security update (issue 7)
+    advisories = dnf(host, "updateinfo", "list", "--security")
+    assert f"FREIGHT-container-webapp-{evr}" in advisories and f"container-webapp-{evr}.x86_64" in advisories, advisories
+    assert CVE in dnf(host, "updateinfo", "info", f"FREIGHT-container-webapp-{evr}")
+    out = dnf(host, "upgrade", "--security")
     assert host.run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "container-webapp"]) == evr
     assert f"{PARENT}/images/webapp@{evr}" in datasets(host), out
     st = status(host)
