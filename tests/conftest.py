@@ -33,6 +33,15 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["FREIGHT_CACHE_DIR"] = str(tmp_path_factory.mktemp("freight-cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_gpg_agents_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """gpg (run by the tests, and by dnf importing keys into scratch roots) starts an agent per
+    keyring; stop every one whose keyring is under this run's temporary folder."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    subprocess.run(["pkill", "-f", f"gpg-agent --homedir {base}"], check=False)
+
+
 @dataclass
 class Result:
     returncode: int
