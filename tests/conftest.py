@@ -286,6 +286,16 @@ def bulk_rpms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def publish_signed_build(manifest: Path, repo: Path, signer: Signer) -> str:
+    """Rebuild MANIFEST with --update-lock into REPO, signed, and publish REPO signed; the RPM's VERSION-RELEASE."""
+    built = freight("build", manifest, "-o", repo, "--sign", signer.fingerprint, "--update-lock", env=signer.env)
+    assert built.returncode == 0, built.stderr
+    published = freight("publish", repo, "--sign-key", signer.fingerprint, env=signer.env)
+    assert published.returncode == 0, published.stderr
+    query = subprocess.run(["rpm", "-qp", "--qf", "%{VERSION}-%{RELEASE}", built.last_line], capture_output=True, text=True, check=True)
+    return query.stdout
+
+
 def rpm_from_spec(spec: str, outdir: Path, **defines: str) -> Path:
     """rpmbuild one of tests/specs/sign into OUTDIR."""
     from freight import demorepo

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import HOST_SHARE, Signer, freight, make_signer, write_manifest
+from conftest import publish_signed_build, HOST_SHARE, Signer, freight, make_signer, write_manifest
 
 if TYPE_CHECKING:
     from freight.testhost import TestHost
@@ -78,7 +78,6 @@ class Published:
         """demo-www VERSION with PAGE in the demo repository; container-webapp rebuilt against it with
         --update-lock (the lock's change bumps its release), signed and published; its VERSION-RELEASE."""
         from freight import demorepo, updateinfo
-        from freight.run import run
 
         if version != "1.0":
             (rpm,) = demorepo.make_repo(self.demo, [demorepo.DEMO_SPECS / "demo-www.spec"],
@@ -89,12 +88,7 @@ class Published:
                 cves=[CVE], packages=[updateinfo.AdvisoryPackage("demo-www", 0, version, "1", "noarch", rpm.name)],
             )])
         manifest = _manifest(self.work, self.demo, "1.0")
-        built = freight("build", manifest, "-o", self.repo, "--sign", self.signer.fingerprint, "--update-lock",
-                        env=self.signer.env)
-        assert built.returncode == 0, built.stderr
-        pub = freight("publish", self.repo, "--sign-key", self.signer.fingerprint, env=self.signer.env)
-        assert pub.returncode == 0, pub.stderr
-        return run(["rpm", "-qp", "--qf", "%{VERSION}-%{RELEASE}", built.last_line]).stdout
+        return publish_signed_build(manifest, self.repo, self.signer)
 
 
 @pytest.fixture(scope="session")

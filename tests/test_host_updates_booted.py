@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import Signer, freight, make_signer, write_manifest
+from conftest import publish_signed_build, Signer, freight, make_signer, write_manifest
 
 if TYPE_CHECKING:
     from freight.testhost import TestHost
@@ -46,7 +46,6 @@ class Shop:
         """Optionally demo-www DEMO_WWW in the demo repository; the container rebuilt with
         --update-lock, signed and published; its VERSION-RELEASE."""
         from freight import demorepo
-        from freight.run import run
 
         if demo_www:
             demorepo.make_repo(self.demo, [demorepo.DEMO_SPECS / "demo-www.spec"], {"version_override": demo_www})
@@ -63,11 +62,7 @@ class Shop:
               command: [/usr/bin/httpd, -f, -p, "8091", -h, /srv/www]
               user: www
             """)
-        built = freight("build", manifest, "-o", self.repo, "--sign", self.signer.fingerprint, "--update-lock", env=self.signer.env)
-        assert built.returncode == 0, built.stderr
-        published = freight("publish", self.repo, "--sign-key", self.signer.fingerprint, env=self.signer.env)
-        assert published.returncode == 0, published.stderr
-        return run(["rpm", "-qp", "--qf", "%{VERSION}-%{RELEASE}", built.last_line]).stdout
+        return publish_signed_build(manifest, self.repo, self.signer)
 
 
 @pytest.fixture(scope="module")
