@@ -50,6 +50,7 @@ demo: demo-repo
 	@$(FREIGHT) key list | grep -q '^sec .*<$(DEMO_KEY)>' || \
 		$(FREIGHT) key generate --name "freight demo signer" --email $(DEMO_KEY)
 	$(FREIGHT) build examples/webapp/manifest.yaml --output-dir repo --sign $(DEMO_KEY)
+	$(FREIGHT) build examples/webapp-prod/manifest.yaml --output-dir repo --sign $(DEMO_KEY)
 	$(FREIGHT) publish repo --sign-key $(DEMO_KEY)
 	$(FREIGHT) verify repo/*.rpm
 	@echo

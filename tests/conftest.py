@@ -286,9 +286,10 @@ def bulk_rpms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def publish_signed_build(manifest: Path, repo: Path, signer: Signer) -> str:
-    """Rebuild MANIFEST with --update-lock into REPO, signed, and publish REPO signed; the RPM's VERSION-RELEASE."""
-    built = freight("build", manifest, "-o", repo, "--sign", signer.fingerprint, "--update-lock", env=signer.env)
+def publish_signed_build(manifest: Path, repo: Path, signer: Signer, update_lock: bool = True) -> str:
+    """Rebuild MANIFEST (with --update-lock, unless it is a derivative of files only, which has no lock) into REPO,
+    signed, and publish REPO signed; the RPM's VERSION-RELEASE."""
+    built = freight("build", manifest, "-o", repo, "--sign", signer.fingerprint, *(["--update-lock"] if update_lock else []), env=signer.env)
     assert built.returncode == 0, built.stderr
     published = freight("publish", repo, "--sign-key", signer.fingerprint, env=signer.env)
     assert published.returncode == 0, published.stderr
@@ -327,4 +328,4 @@ def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProc
 
 
 # The host side's fixtures (a zfs-fuse pool, hosts in temporary folders).
-pytest_plugins = ["hostfixtures", "rpmhost"]
+pytest_plugins = ["hostfixtures", "rpmhost", "e2ehost"]

@@ -19,8 +19,9 @@ next time it starts, keeping its state paths.
 
 A derivative package (`base` in its manifest) makes no image: its %post makes
 the instance NAME2 from the base's current snapshot with the derivative's
-overlay laid over it and the two `run` sections merged, and names the base in
-dnf's protected.d; its erase removes only that instance. prepare-start also
+overlay laid over it and the two `run` sections merged; its erase removes only
+that instance (and freight-host's dnf plugin, freight.host.guard, refuses to
+let the base's removal take it along). prepare-start also
 lays a derivative's new overlay over the newest snapshot after an upgrade of
 either package, and leaves an instance pinned by `freight rollback` alone.
 

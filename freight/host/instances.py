@@ -38,7 +38,7 @@ def create(
         record.overlay, record.overlay_version = overlay.name, overlay.version
     root = make_root(host, storage, record, state_paths(run_section), undo)
     configure(host, storage, record, evr, run_section, seed_root=root, undo=undo)
-    if record.name != record.image:
+    if not record.packaged:
         protect(host, record, undo)
     return record
 
@@ -114,16 +114,16 @@ def give_owners(root: Path) -> None:
 
 
 def protect(host: Host, record: InstanceRecord, undo: Undo) -> None:
-    """Name the instance's base package in dnf's protected.d, so `dnf remove` refuses it while the instance exists.
+    """Name the packages an unpackaged instance runs on in dnf's protected.d, so `dnf remove` refuses them while it exists.
 
-    rpm itself refuses for a derivative (its Requires); this file makes dnf
-    say no too, and covers the instances `freight instance create` makes,
-    which no package requires anything for (of a derivative: the derivative
-    too, whose overlay they are made with).
+    Nothing requires them for an instance `freight instance create` made (of a
+    derivative: the derivative too, whose overlay it is made with). Every dnf
+    reads protected.d; freight-host's dnf plugin says the same with a better
+    message. A derivative's package is not protected this way: see freight.host.guard.
     """
     path = host.cfg.protected_path(record.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    packages = [record.image] + ([record.overlay] if record.overlay and not record.packaged else [])
+    packages = [record.image] + ([record.overlay] if record.overlay else [])
     path.write_text(f"# freight: the instance {record.name} runs on these\n" + "".join(f"container-{p}\n" for p in packages))
     undo.add(f"remove {path}", path.unlink, True)
 

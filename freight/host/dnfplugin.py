@@ -1,0 +1,47 @@
+"""freight-host's dnf plugin: refuse a transaction that would remove a machine nobody asked to remove.
+
+dnf loads it from its plugin folder (packaging/dnf-plugins/freight.py is the
+file installed there); `--disableplugin=freight` or `enabled = 0` in
+/etc/dnf/plugins/freight.conf turns it off. The decision is freight.host.guard's;
+this only translates dnf's transaction into it, after dependency resolution
+and before anything is downloaded or changed.
+"""
+
+from __future__ import annotations
+
+import dnf
+import dnf.exceptions
+import libdnf.transaction
+
+from freight.errors import FreightError
+from freight.host import config, guard
+from freight.host.registry import InstanceRecord, Registry
+
+_WHY = {
+    libdnf.transaction.TransactionItemReason_USER: guard.Why.ASKED,
+    libdnf.transaction.TransactionItemReason_CLEAN: guard.Why.UNUSED,
+}
+
+
+class FreightGuard(dnf.Plugin):
+    """Stops `dnf remove container-BASE` from taking a derivative's machine along (see freight.host.guard)."""
+
+    name = "freight"
+
+    def resolved(self) -> None:
+        removed = {
+            item.pkg.name: _WHY.get(item.reason, guard.Why.DRAGGED)
+            for item in self.base.transaction
+            if item.action == libdnf.transaction.TransactionItemAction_REMOVE and item.pkg.name.startswith("container-")
+        }
+        if not removed:
+            return
+        try:
+            instances = Registry(config.load().registry_dir).all(InstanceRecord)
+        except FreightError as exc:
+            raise dnf.exceptions.Error(f"freight: cannot tell which machines this removal would take: {exc}") from None
+        problems = guard.refusals(instances, removed)
+        if problems:
+            raise dnf.exceptions.Error(
+                "freight: this would remove machines that nobody asked to remove:\n  " + "\n  ".join(problems)
+            )
