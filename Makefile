@@ -55,11 +55,11 @@ demo: demo-repo
 	$(FREIGHT) verify repo/*.rpm
 	@echo
 	@echo "Built, signed and published into repo/:"; ls -l repo/*.rpm repo/repodata
-	@echo "Inspect it with: rpm -qpi repo/container-webapp-*.rpm; rpm -qp --provides repo/container-webapp-*.rpm"
+	@echo "Inspect them with: rpm -qpi repo/container-webapp-prod-*.rpm; rpm -qp --provides repo/container-webapp-1*.rpm"
 	@echo "Hosts use it with: $(FREIGHT) repo-file --name freight-demo --baseurl file://$(CURDIR)/repo"
 	@echo
 	@# A booted Debian host (made afresh: a running one is replaced) with freight-host from build/host-repo,
-	@# repo/ at /srv/freight-repo; then dnf install container-webapp in it, and its page over HTTP.
+	@# repo/ at /srv/freight-repo; then dnf install container-webapp container-webapp-prod in it, and their pages over HTTP.
 	$(MAKE) --no-print-directory demo-host
 	$(PY) -m freight.testhost.demo --name freight-demo --repo /srv/freight-repo
 

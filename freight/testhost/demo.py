@@ -7,8 +7,9 @@ installed by dnf, the published repo/ bound at REPO). This does what an
 administrator would: configure the repository with the .repo file
 `freight repo-file` prints (gpgcheck=1, repo_gpgcheck=1), give freight a ZFS
 parent dataset (a file-backed zfs-fuse pool, as the host has no disk of its
-own), `dnf install container-webapp`, and check that the machine runs and
-serves its page.
+own), `dnf install container-webapp container-webapp-prod` (the demo container
+and its derivative, examples/webapp-prod), and check that both machines run,
+each serving its own page.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ REPO_ID = "freight-demo"
 POOL = "demo"
 PARENT = f"{POOL}/freight"
 POOL_FILE = "/var/tmp/freight-demo-pool.img"
-CONTAINER = "webapp"
-URL = "http://127.0.0.1:8080/"  # the demo runs on the host's network (examples/webapp/manifest.yaml says why)
+# Each machine and where it serves: the demo runs on the host's network (examples/webapp/manifest.yaml
+# says why), so its derivative listens on a port of its own.
+MACHINES = {"webapp": "http://127.0.0.1:8080/", "webapp-prod": "http://127.0.0.1:8081/"}
 
 
 def repo_file(host: TestHost, repo: str) -> str:
@@ -49,31 +51,32 @@ def install(host: TestHost, repo: str) -> None:
     host.write_text(f"/etc/yum.repos.d/{REPO_ID}.repo", repo_file(host, repo))
     flog.log.info("%s", host.run(["cat", f"/etc/yum.repos.d/{REPO_ID}.repo"]).rstrip())
     zfs_parent(host)
-    flog.step("dnf install container-%s (signatures checked)", CONTAINER)
-    verb = "upgrade" if _installed(host) else "install"
-    out = host.sh(f"dnf -y --refresh --repo {REPO_ID} {verb} container-{CONTAINER} 2>&1")
+    packages = [f"container-{name}" for name in MACHINES]
+    flog.step("dnf install %s (signatures checked)", " ".join(packages))
+    out = host.sh(f"dnf -y --refresh --repo {REPO_ID} install {' '.join(packages)} 2>&1")
     flog.log.info("%s", out.rstrip())
-    if not _installed(host):
-        raise FreightError(f"dnf did not install container-{CONTAINER}")
+    missing = [p for p in packages if not _installed(host, p)]
+    if missing:
+        raise FreightError(f"dnf did not install {', '.join(missing)}")
 
 
-def _installed(host: TestHost) -> bool:
+def _installed(host: TestHost, package: str) -> bool:
     try:
-        host.run(["rpm", "-q", f"container-{CONTAINER}"])
+        host.run(["rpm", "-q", package])
         return True
     except CommandError:
         return False
 
 
-def fetch(host: TestHost, timeout: float = 30) -> str:
-    """The page, once the machine answers (it may still be starting)."""
+def fetch(host: TestHost, url: str, timeout: float = 30) -> str:
+    """The page at URL, once the machine answers (it may still be starting)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return host.run(["curl", "-fsS", "--max-time", "2", URL])
+            return host.run(["curl", "-fsS", "--max-time", "2", url])
         except CommandError as exc:
             if time.monotonic() > deadline:
-                raise FreightError(f"the demo container does not answer at {URL}: {exc.stderr.strip()}") from None
+                raise FreightError(f"the demo machine does not answer at {url}: {exc.stderr.strip()}") from None
             time.sleep(0.3)
 
 
@@ -86,19 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         host = TestHost.attach(args.name)
         install(host, args.repo)
-        page = fetch(host)
-        flog.step("The machine runs")
+        pages = {url: fetch(host, url) for url in MACHINES.values()}
+        flog.step("The machines run: two of one image, the derivative a clone of its snapshot with its page laid over")
         print(host.run(["machinectl", "list", "--no-pager"]).rstrip())
-        print(host.run(["freight", "status", CONTAINER]).rstrip())
-        print(host.run(["zfs", "list", "-t", "all", "-r", "-o", "name,mountpoint", PARENT]).rstrip())
-        flog.step("curl %s in the host", URL)
-        print(page.rstrip())
+        print(host.run(["freight", "list"]).rstrip())
+        print(host.run(["zfs", "list", "-t", "all", "-r", "-o", "name,origin,mountpoint", PARENT]).rstrip())
+        for url, page in pages.items():
+            flog.step("curl %s in the host", url)
+            print(page.rstrip())
     except FreightError as exc:
         flog.log.error("%s", exc)
         return exc.exit_code
     print()
     print(f"A shell in the host: {host.shell_hint()}")
-    print(f"In it, try: freight list; machinectl status {CONTAINER}; journalctl -M {CONTAINER}; rpm -V container-{CONTAINER}")
+    print("In it, try: freight status webapp-prod; machinectl status webapp; journalctl -M webapp-prod; "
+          "rpm -V container-webapp; dnf remove container-webapp (refused: webapp-prod runs on it)")
     print("Stop the host:        make demo-host-down")
     return 0
 
