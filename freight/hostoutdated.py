@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from freight.errors import FreightError
 from freight.installed import HostView, InstalledContainer
 from freight.outdated import OutdatedPackage, _sort_key
 from freight.repoquery import AdvisoryInfo, advisories_of, bundled, evr, sack
-from freight.stage import StageRequest
+from freight.stage import StageRequest, loaded_base
 
 log = logging.getLogger("freight.hostoutdated")
 
@@ -81,54 +80,48 @@ class HostContainerReport:
         }
 
 
-@contextmanager
-def host_base(root: Path, dnf_config: Path | None) -> Iterator[Any]:
-    """A dnf Base configured as the host's own dnf is, with its repositories' metadata loaded.
+def host_base(root: Path, dnf_config: Path | None) -> AbstractContextManager[Any]:
+    """A dnf Base configured as the host's own dnf is, with its repositories' metadata loaded."""
+    return loaded_base(lambda base: configure_as_host(base, root, dnf_config), whose="the host's ")
+
+
+def configure_as_host(base: Any, root: Path, dnf_config: Path | None) -> None:
+    """BASE configured as the host's dnf is: its dnf.conf, .repo files and variables.
 
     With ROOT other than `/`, dnf works on that installroot the way `dnf --installroot`
     does: its dnf.conf and .repo folders are those below ROOT, unless DNF_CONFIG names
     the configuration (whose reposdir then counts as written)."""
-    import dnf
     import dnf.conf
     import dnf.exceptions
     import dnf.rpm
     import dnf.yum.misc
 
-    base = dnf.Base()
-    try:
-        conf = base.conf
-        inside = root != Path("/")
-        if dnf_config is not None:
-            if not dnf_config.is_file():
-                raise FreightError(f"{dnf_config}: no such dnf configuration file")
-            conf.config_file_path = str(dnf_config)
-        elif inside:
-            conf.config_file_path = str(root / DEFAULT_DNF_CONFIG.relative_to("/"))
-        conf.installroot = str(root)
-        if dnf_config is not None or Path(conf.config_file_path).is_file():  # none at all: dnf's defaults
-            try:
-                conf.read(priority=dnf.conf.PRIO_MAINCONFIG)
-            except dnf.exceptions.ConfigError as exc:
-                raise FreightError(f"{conf.config_file_path}: {exc}") from None
-        if inside and dnf_config is None:
-            conf.reposdir = [str(root / Path(d).relative_to("/")) for d in conf.reposdir if Path(d).is_absolute()]
-        if os.geteuid() != 0:
-            conf.cachedir = dnf.yum.misc.getCacheDir()  # as dnf does for users: a cache of their own
-        conf.substitutions.update_from_etc(str(root), varsdir=conf.varsdir)
-        if not conf.substitutions.get("releasever"):
-            release = dnf.rpm.detect_releasever(str(root))
-            if release:
-                conf.substitutions["releasever"] = release
-        for key in [k for k, v in conf.substitutions.items() if v is None]:
-            del conf.substitutions[key]
-        base.read_all_repos()
+    conf = base.conf
+    inside = root != Path("/")
+    if dnf_config is not None:
+        if not dnf_config.is_file():
+            raise FreightError(f"{dnf_config}: no such dnf configuration file")
+        conf.config_file_path = str(dnf_config)
+    elif inside:
+        conf.config_file_path = str(root / DEFAULT_DNF_CONFIG.relative_to("/"))
+    conf.installroot = str(root)
+    if dnf_config is not None or Path(conf.config_file_path).is_file():  # none at all: dnf's defaults
         try:
-            base.fill_sack(load_system_repo=False)
-        except dnf.exceptions.RepoError as exc:
-            raise FreightError(f"cannot read the host's repository metadata: {exc}") from None
-        yield base
-    finally:
-        base.close()
+            conf.read(priority=dnf.conf.PRIO_MAINCONFIG)
+        except dnf.exceptions.ConfigError as exc:
+            raise FreightError(f"{conf.config_file_path}: {exc}") from None
+    if inside and dnf_config is None:
+        conf.reposdir = [str(root / Path(d).relative_to("/")) for d in conf.reposdir if Path(d).is_absolute()]
+    if os.geteuid() != 0:
+        conf.cachedir = dnf.yum.misc.getCacheDir()  # as dnf does for users: a cache of their own
+    conf.substitutions.update_from_etc(str(root), varsdir=conf.varsdir)
+    if not conf.substitutions.get("releasever"):
+        release = dnf.rpm.detect_releasever(str(root))
+        if release:
+            conf.substitutions["releasever"] = release
+    for key in [k for k, v in conf.substitutions.items() if v is None]:
+        del conf.substitutions[key]
+    base.read_all_repos()
 
 
 def check(host: HostView, dnf_config: Path | None = None) -> list[HostContainerReport]:

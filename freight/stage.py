@@ -17,8 +17,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,23 +156,31 @@ def _package_parent() -> str:
 
 
 @contextmanager
-def open_base(request: StageRequest, system_repo: bool = False) -> Iterator[Any]:
-    """A dnf Base set up for REQUEST with its repositories' metadata loaded; closed afterwards.
+def loaded_base(setup: Callable[[Any], None], system_repo: bool = False, whose: str = "") -> Iterator[Any]:
+    """A dnf Base that SETUP configured, with its repositories' metadata loaded; closed afterwards.
 
-    With SYSTEM_REPO, the installroot's own rpm database counts as installed."""
+    Every dnf freight opens goes through here (staging, repository queries,
+    the host's own configuration), so a repository that cannot be read gives
+    one kind of error. With SYSTEM_REPO, the installroot's rpm database counts
+    as installed; WHOSE names the configuration in that error ("the host's ")."""
     import dnf
     import dnf.exceptions
 
     base = dnf.Base()
     try:
-        configure(base, request)
+        setup(base)
         try:
             base.fill_sack(load_system_repo=system_repo)
         except dnf.exceptions.RepoError as exc:
-            raise FreightError(f"cannot read repository metadata: {exc}") from None
+            raise FreightError(f"cannot read {whose}repository metadata: {exc}") from None
         yield base
     finally:
         base.close()
+
+
+def open_base(request: StageRequest, system_repo: bool = False) -> AbstractContextManager[Any]:
+    """A dnf Base with only REQUEST's repositories (see configure), their metadata loaded."""
+    return loaded_base(lambda base: configure(base, request), system_repo)
 
 
 def _child(request: StageRequest) -> dict[str, Any]:
