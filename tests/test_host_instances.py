@@ -99,6 +99,10 @@ def test_base_and_derivative_instances(rpm_host: RpmHost, webapp_rpms: dict[str,
     assert not (cfg.protected_dir / "freight-webapp-prod.conf").exists()
     refused = h.rpm("--erase", "container-webapp")
     assert refused.returncode != 0 and "container-webapp >= 1.0 is needed by (installed) container-webapp-prod-1.0-1" in refused.stderr
+    forced = h.rpm("--erase", "--nodeps", "container-webapp")  # and forced, the base's %preun says no
+    assert forced.returncode != 0, forced.stderr
+    assert "container-webapp-prod is still installed, and its machine webapp-prod is made from webapp" in forced.stderr
+    assert h.rpm("-q", "container-webapp").returncode == 0 and page(h, "webapp-prod") == "prod page 1.0\n"
     if zfs:
         origin = run(["zfs", "get", "-H", "-o", "value", "origin", f"{cfg.parent}/machines/webapp-prod"]).stdout.strip()
         assert origin == f"{cfg.parent}/images/webapp@1.0-1"  # a clone, not a copy

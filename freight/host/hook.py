@@ -221,10 +221,27 @@ def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
     if image is None and not records:
         log.info("%s: freight has no record of this image: nothing to stop", name)
         return
+    if image is not None:
+        _check_no_derivative_left(host, name, records)
     for record in records:
         manage.halt(host, record.name)
     if image is not None:
         host.storage(image.storage).image_set_writable(name, True)  # rpm removes the files next
+
+
+def _check_no_derivative_left(host: Host, name: str, records: list[InstanceRecord]) -> None:
+    """Refuse to erase a base whose derivative stays installed (`rpm -e --nodeps`): its machine would lose its root.
+
+    In any ordinary transaction the derivative goes first (it requires the
+    base), so its package is gone by the time the base's %preun runs; a failed
+    %preun makes rpm keep the base.
+    """
+    for record in records:
+        if record.packaged and record.overlay and host.cfg.manifest_path(record.overlay).exists():
+            raise FreightError(
+                f"container-{record.overlay} is still installed, and its machine {record.name} is made from {name}: "
+                f"remove container-{record.overlay} first"
+            )
 
 
 def _of_derivative(host: Host, name: str) -> list[InstanceRecord]:
