@@ -5,7 +5,8 @@ derivative of files that replaces its page (container-webapp-prod, port 8081)
 run as two machines of one image; a layer (container-webapp-extra, port 8082)
 adds a package. What each machine runs is read over HTTP: its page, the base
 release it sits on (/version.txt, which no derivative replaces) and what it
-kept in its state (/uploads/). Both backends, with systemd as PID 1.
+kept in its state (/uploads/). Both backends, with systemd as PID 1: install,
+upgrade, restart, rollback, `dnf downgrade`, the removals dnf refuses and those it does.
 """
 
 from __future__ import annotations
@@ -172,10 +173,20 @@ def test_base_and_derivative_serve_upgrade_roll_back_and_remove(storage: str, e2
     assert installed(host, "container-webapp") == new
     assert f"{old} (pinned by rollback; {new} is installed)" in host.run(["freight", "list"])
 
+    # --- dnf downgrade: the durable way back, on the snapshot kept, with no second copy -------------
+    snapshots = datasets(host) if storage == "zfs" else []
+    out = dnf(host, "downgrade", f"container-webapp-{old}")
+    assert f"webapp: reusing the kept snapshot of {old}" in out, out
+    assert installed(host, "container-webapp") == old
+    for name in ("webapp", "webapp-prod"):
+        info = status(host, name)
+        assert (info["version"], info["pending"], info["pinned"]) == (old, None, False), info
+    assert datasets(host) == snapshots if storage == "zfs" else True
+
     # --- the base cannot go while its derivative is installed (freight-host's dnf plugin) ----------
     code, out = dnf_status(host, "remove", "container-webapp")
     assert code == 1 and "container-webapp-prod would be removed only because container-webapp goes, and the machine webapp-prod" in out, out
-    assert installed(host, "container-webapp") == new and installed(host, "container-webapp-prod") == prod.evr
+    assert installed(host, "container-webapp") == old and installed(host, "container-webapp-prod") == prod.evr
     assert get(host, PORT) is not None and get(host, PROD_PORT) is not None
     assert host.sh("ls /etc/dnf/protected.d").split() == ["dnf.conf", "yum.conf"]  # not through protected.d: see freight.host.guard
 
@@ -188,7 +199,7 @@ def test_base_and_derivative_serve_upgrade_roll_back_and_remove(storage: str, e2
     dnf(host, "remove", "container-webapp-prod")
     assert_nothing_left(host, "webapp-prod")
     assert get(host, PROD_PORT) is None and fetch(host, f"demo-www {old_www}")
-    assert installed(host, "container-webapp") == new and machine_state(host, "webapp") == "running"
+    assert installed(host, "container-webapp") == old and machine_state(host, "webapp") == "running"
     if storage == "zfs":
         assert not [d for d in datasets(host) if "machines/webapp-prod" in d]
 
