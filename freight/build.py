@@ -83,7 +83,9 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         from freight import overlay
 
         return overlay.build(manifest, options)
-    previous = lock.read(manifest.lock_path)
+    on_disk = lock.read(manifest.lock_path)
+    version_release = f"{manifest.version}-{manifest.release}"
+    previous = on_disk.counting(version_release) if on_disk is not None else None
     existing = None if options.update_lock else previous
     if existing is not None:
         lock.check_matches(manifest, existing)
@@ -106,16 +108,19 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             staged = _stage_image(manifest, buildroot, options, existing)
         if existing is not None:
             new_lock = existing
-        elif previous is not None:
-            new_lock = previous.updated(
+        elif on_disk is not None:
+            new_lock = on_disk.updated(
                 manifest.resolution_inputs(),
                 repo_digests,
                 staged.packages,
+                version_release,
                 staged.base,
                 fixes=lambda: outdated.fixed_between(manifest, previous.packages, staged.packages),
             )
         else:
-            new_lock = lock.Lock(inputs=manifest.resolution_inputs(), repos=repo_digests, packages=staged.packages, base=staged.base)
+            new_lock = lock.Lock(
+                inputs=manifest.resolution_inputs(), repos=repo_digests, packages=staged.packages, base=staged.base, serial_of=version_release
+            )
         write_metadata(manifest, buildroot, new_lock)
         flog.step("Packing %s", manifest.package_name)
         built = package.build_rpm(
@@ -130,7 +135,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             base_requirement=staged.base_requirement,
             finish=options.finish(),
         )
-        if existing is None:
+        if new_lock != on_disk:  # new, updated, or counting for a new version
             lock.write(manifest.lock_path, new_lock)
             flog.step("Wrote %s (%d packages)", manifest.lock_path.name, len(new_lock.pinned))
         Stamp.record(built, _inputs_digest(manifest, new_lock, repo_digests, options))

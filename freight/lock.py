@@ -14,7 +14,7 @@ import hashlib
 import json
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -40,25 +40,43 @@ class Lock:
     # The advisories the last --update-lock brought in (see freight.outdated.fixed_between):
     # publish turns them into an advisory for the container package itself.
     fixes: list[dict[str, Any]] = field(default_factory=list)
+    # The manifest's VERSION-RELEASE whose rebuilds the serial counts: a new one starts again at 0
+    # (None in a lock written before freight recorded it: its serial counts for the manifest as it is).
+    serial_of: str | None = None
 
     def release(self, manifest_release: str) -> str:
         """The container's release: the manifest's, plus `.SERIAL` once the lock was updated."""
         return release(manifest_release, self.serial)
+
+    def _moved(self, version_release: str) -> bool:
+        return self.serial_of not in (None, version_release)
+
+    def counting(self, version_release: str) -> Lock:
+        """This lock for a manifest now at VERSION_RELEASE. A new version needs no suffix to be an
+        upgrade, so its rebuilds are counted afresh, and the advisories of the last update were the
+        previous version's."""
+        if self._moved(version_release):
+            return replace(self, serial=0, serial_of=version_release, fixes=[])
+        return replace(self, serial_of=version_release)
 
     def updated(
         self,
         inputs: dict[str, Any],
         repos: dict[str, str],
         packages: list[LockedPackage],
+        version_release: str,
         base: LockedPackage | None = None,
         fixes: Callable[[], list[dict[str, Any]]] = list,
     ) -> Lock:
-        """The lock --update-lock writes: the serial moves on only when the packages (or the base)
-        changed, and then FIXES() says which advisories the change brought in."""
-        new = Lock(inputs=inputs, repos=repos, packages=packages, serial=self.serial, base=base, fixes=self.fixes)
+        """The lock --update-lock writes for a manifest at VERSION_RELEASE. When the packages (or the
+        base) changed, FIXES() says which advisories the change brought in, and the serial moves on,
+        unless the version moved already (see counting)."""
+        counted = self.counting(version_release)
+        new = replace(counted, inputs=inputs, repos=repos, packages=packages, base=base)
         if [asdict(p) for p in new.pinned] != [asdict(p) for p in self.pinned]:
-            new.serial += 1
             new.fixes = fixes()
+            if not self._moved(version_release):
+                new.serial += 1
         return new
 
     @property
@@ -84,6 +102,8 @@ class Lock:
             doc["base"] = asdict(self.base)
         if self.fixes:
             doc["fixes"] = self.fixes
+        if self.serial_of is not None:
+            doc["serial_of"] = self.serial_of
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -110,6 +130,7 @@ def read(path: Path) -> Lock | None:
             serial=int(doc.get("serial", 0)),
             base=LockedPackage(**doc["base"]) if doc.get("base") else None,
             fixes=list(doc.get("fixes", [])),
+            serial_of=doc.get("serial_of"),
         )
     except (KeyError, TypeError) as exc:
         raise UsageError(f"{path}: malformed lock file (missing {exc}); run with --update-lock") from None

@@ -117,9 +117,31 @@ def test_lock_pins_a_layers_base_and_an_update_of_it_bumps_the_serial(tmp_path: 
     again = lock.read(tmp_path / "m.lock")
     assert again is not None and again.base == base and again.to_json() == layered.to_json()
     assert "base" not in json.loads(_lock_for(m).to_json())  # a container's lock is as before
-    assert layered.updated(layered.inputs, layered.repos, [], base).serial == 0
+    assert layered.updated(layered.inputs, layered.repos, [], "1.0-1", base).serial == 0
     newer = LockedPackage("container-webapp", 0, "1.1", "1", "x86_64", "demo", "sha256:22", 300)
-    assert layered.updated(layered.inputs, layered.repos, [], newer).serial == 1
+    assert layered.updated(layered.inputs, layered.repos, [], "1.0-1", newer).serial == 1
+
+
+def test_the_serial_counts_rebuilds_of_one_version(tmp_path: Path) -> None:
+    m = manifest.load(webapp_manifest(tmp_path, tmp_path / "repo"))
+    old = LockedPackage("demo-ssl", 0, "1.0", "1", "x86_64", "demo", "sha256:11", 200)
+    new = LockedPackage("demo-ssl", 0, "2.0", "1", "x86_64", "demo", "sha256:22", 300)
+    fix = [{"id": "FIX-1"}]
+    first = lock.Lock(inputs=m.resolution_inputs(), repos={}, packages=[old], serial_of="1.0-1")
+    rebuilt = first.updated(first.inputs, {}, [new], "1.0-1", fixes=lambda: fix)
+    assert (rebuilt.serial, rebuilt.serial_of, rebuilt.fixes, rebuilt.release("1")) == (1, "1.0-1", fix, "1.1")
+    # the manifest's version moves on: no suffix needed, nor the last update's advisories
+    bumped = rebuilt.counting("1.1-1")
+    assert (bumped.serial, bumped.serial_of, bumped.fixes, bumped.packages) == (0, "1.1-1", [], [new])
+    assert rebuilt.counting("1.0-1") == rebuilt
+    # a version bump and new packages at once: the new version alone makes it an upgrade; the fixes are its own
+    both = first.updated(first.inputs, {}, [new], "1.1-1", fixes=lambda: fix)
+    assert (both.serial, both.serial_of, both.fixes) == (0, "1.1-1", fix)
+    # a lock from before serial_of counts for the manifest as it is
+    legacy = lock.Lock(inputs=m.resolution_inputs(), repos={}, packages=[old], serial=2)
+    assert legacy.counting("1.3-1").serial == 2 and legacy.updated(legacy.inputs, {}, [new], "1.3-1").serial == 3
+    lock.write(tmp_path / "m.lock", both)
+    assert lock.read(tmp_path / "m.lock") == both
 
 
 def _mktree(root: Path) -> None:

@@ -148,6 +148,17 @@ def test_update_lock_makes_a_newer_release(scenario: tuple[Path, Path, Path]) ->
     assert Path(again.last_line).name == "container-webapp-1.0-1.1.x86_64.rpm"
     assert json.loads(manifest.with_suffix(".lock").read_text())["serial"] == 1
 
+    # a new version starts its rebuilds afresh: 1.1-1, not 1.1-1.1, and without 1.0-1.1's advisories
+    manifest.write_text(manifest.read_text().replace('version: "1.0"', 'version: "1.1"'))
+    bumped = freight("build", manifest, "-o", out)
+    assert bumped.returncode == 0, bumped.stderr
+    assert Path(bumped.last_line).name == "container-webapp-1.1-1.x86_64.rpm"
+    written = json.loads(manifest.with_suffix(".lock").read_text())
+    assert (written["serial"], written["serial_of"], "fixes" in written) == (0, "1.1-1", False)
+    assert rpm.labelCompare(evr(Path(bumped.last_line)), evr(second)) == 1
+    provides = subprocess.run(["rpm", "-qp", "--provides", bumped.last_line], capture_output=True, text=True, check=True).stdout
+    assert "freight-container(webapp) = 1.1-1" in provides and "bundled(demo-ssl) = 2.0-1" in provides
+
 
 def test_publish_gives_the_rebuilt_container_an_advisory_dnf_acts_on(
     scenario: tuple[Path, Path, Path], signer: Signer, tmp_path: Path
