@@ -142,6 +142,7 @@ def test_base_and_derivative_serve_upgrade_roll_back_and_remove(storage: str, e2
     new_www, new = published.release("Hello from the upgraded demo")
     answers = served_during(host, f"dnf -y --refresh --repo {REPO_ID} upgrade container-webapp", {PORT: "/", PROD_PORT: "/version.txt"})
     assert len(answers[PORT]) >= 3, answers  # dnf took long enough to be watched
+    print(f"\nduring dnf upgrade on {storage}: {len(answers[PORT])} fetches from each machine, all of the old release")
     assert all(a is not None and f"demo-www {old_www}" in a for a in answers[PORT]), answers[PORT]
     assert all(a == f"demo-www {old_www}\n" for a in answers[PROD_PORT]), answers[PROD_PORT]
     assert installed(host, "container-webapp") == new
