@@ -34,20 +34,21 @@ files:
   - {{src: site/app.conf, dest: /etc/app.conf, mode: "0600"}}
 run:
   environment: {{MODE: prod}}
-  state: [/var/lib/prod]
+  state: [{state}]
 """
 
 
 @pytest.fixture(scope="session")
 def prod_rpms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """container-webapp-prod 1.0 and 1.1, derivatives of webapp whose pages differ."""
+    """container-webapp-prod 1.0, 1.1 and 1.2, derivatives of webapp whose pages differ; 1.2 keeps /srv/www as state."""
     out = {}
-    for version in ("1.0", "1.1"):
+    for version in ("1.0", "1.1", "1.2"):
         work = tmp_path_factory.mktemp(f"prod-{version}")
         (work / "site").mkdir()
         (work / "site/page.html").write_text(f"prod page {version}\n")
         (work / "site/app.conf").write_text("mode = prod\n")
-        result = freight("build", write_manifest(work, DERIVATIVE.format(version=version)), "-o", work / "out")
+        state = "/var/lib/prod" + (", /srv/www" if version == "1.2" else "")
+        result = freight("build", write_manifest(work, DERIVATIVE.format(version=version, state=state)), "-o", work / "out")
         assert result.returncode == 0, result.stderr
         out[version] = Path(result.last_line)
     return out
@@ -244,4 +245,22 @@ def test_downgrade_after_a_rollback_reuses_the_snapshot_and_ends_the_pin(rpm_hos
 
     ok(h.rpm("-e", "container-webapp"))
     assert cli(h, "purge", "webapp")[0] == 0
+    assert leftovers(h) == []
+
+
+def test_a_state_path_new_in_a_derivative_upgrade_starts_as_the_instance_would_have_it(
+    rpm_host: RpmHost, webapp_rpms: dict[str, Path], prod_rpms: dict[str, Path]
+) -> None:
+    h, state = rpm_host, rpm_host.host.cfg.state_dir
+    ok(h.put("-i", webapp_rpms["1.0"]))
+    ok(h.put("-i", prod_rpms["1.1"]))
+    ok(h.put("-U", prod_rpms["1.2"]))  # keeps /srv/www from now on
+    kept = state / "webapp-prod/srv-www"
+    # the base's files there, with the overlay's over them: what the machine had at that path
+    assert sorted(p.name for p in kept.iterdir()) == sorted(p.name for p in (h.host.cfg.machines_dir / "webapp-prod/srv/www").iterdir())
+    assert (kept / "page.html").read_text() == "prod page 1.2\n" and (kept / "old.html").read_text() == "only in 1.0\n"
+    ok(h.rpm("-e", "container-webapp-prod"))
+    ok(h.rpm("-e", "container-webapp"))
+    for name in ("webapp", "webapp-prod"):
+        assert cli(h, "purge", name)[0] == 0
     assert leftovers(h) == []

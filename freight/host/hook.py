@@ -167,7 +167,7 @@ def _post_install_derivative(host: Host, name: str, evr: str, base: str) -> None
             log.info("%s: made from %s %s with the overlay %s %s", name, base, image.current, name, evr)
         else:
             _unpin(host, [record], undo)
-            instances.configure(host, storage, record, record.snapshot, run, seed_root=host.cfg.overlay_path(name), undo=undo)
+            instances.configure(host, storage, record, record.snapshot, run, instances.upgrade_seeds(host, storage, record), undo)
         _activate(host, name, run, fresh=record is None, undo=undo)
 
 
@@ -179,7 +179,7 @@ def _reconfigure(host: Host, storage: Storage, name: str, undo: Undo) -> None:
     """
     for record in host.instances_of(name):
         run = instances.run_of(host, name, record.overlay)
-        instances.configure(host, storage, record, record.snapshot, run, seed_root=storage.image_dir(name), undo=undo)
+        instances.configure(host, storage, record, record.snapshot, run, instances.upgrade_seeds(host, storage, record), undo)
 
 
 def _unpin(host: Host, records: list[InstanceRecord], undo: Undo) -> None:

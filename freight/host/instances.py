@@ -10,6 +10,7 @@ what it creates with the caller's Undo.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def create(
     if overlay is not None:
         record.overlay, record.overlay_version = overlay.name, overlay.version
     root = make_root(host, storage, record, state_paths(run_section), undo)
-    configure(host, storage, record, evr, run_section, seed_root=root, undo=undo)
+    configure(host, storage, record, evr, run_section, seed_roots=[root], undo=undo)
     if not record.packaged:
         protect(host, record, undo)
     return record
@@ -128,14 +129,17 @@ def protect(host: Host, record: InstanceRecord, undo: Undo) -> None:
     undo.add(f"remove {path}", path.unlink, True)
 
 
-def configure(host: Host, storage: Storage, record: InstanceRecord, evr: str, run_section: dict[str, Any], seed_root: Path, undo: Undo) -> None:
+def configure(
+    host: Host, storage: Storage, record: InstanceRecord, evr: str, run_section: dict[str, Any], seed_roots: Sequence[Path], undo: Undo
+) -> None:
     """Give an instance the state paths and settings RUN_SECTION asks for, and save its record.
 
     Used at creation and when an upgrade brings a new `run` section: new state
-    paths are created (seeded from SEED_ROOT), existing ones are kept as they are.
+    paths are created (seeded from SEED_ROOTS, later ones winning), existing
+    ones are kept as they are.
     """
     paths = state_paths(run_section)
-    binds = ensure_state(host, storage, record.name, paths, seed_root, undo)
+    binds = ensure_state(host, storage, record.name, paths, seed_roots, undo)
     root = storage.machine_dir(record.name)
     users, why = nspawn.private_users(run_section, root)
     if why:
@@ -160,7 +164,7 @@ def configure(host: Host, storage: Storage, record: InstanceRecord, evr: str, ru
         undo.add(f"restore the record of {record.name}", host.registry.put, before)
 
 
-def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], seed_root: Path, undo: Undo) -> dict[str, Path]:
+def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], seed_roots: Sequence[Path], undo: Undo) -> dict[str, Path]:
     """The host directory of each state path, creating (and seeding) the missing ones.
 
     A new state path starts with what the image has there, so a service finds
@@ -179,7 +183,8 @@ def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], 
             continue
         where = storage.state_create(instance, path)
         undo.add(f"remove the new state {instance}:{path}", storage.state_destroy, instance, path)
-        _seed(seed_root, path, where, f"{instance}:{path}")
+        for root in seed_roots:
+            _seed(root, path, where, f"{instance}:{path}")
         binds[path] = where
         created.append(path)
     if created or (paths and before is None):
@@ -190,6 +195,12 @@ def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], 
         else:
             undo.add(f"restore the state record of {instance}", host.registry.put, before)
     return binds
+
+
+def upgrade_seeds(host: Host, storage: Storage, record: InstanceRecord) -> list[Path]:
+    """Where a state path new in an upgrade gets its first files: the image as now installed, then a
+    derivative's overlay; what the instance will have there at its next start."""
+    return [storage.image_dir(record.image)] + ([host.cfg.overlay_path(record.overlay)] if record.overlay else [])
 
 
 def _seed(root: Path, path: str, dest: Path, what: str) -> None:
