@@ -85,8 +85,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         return overlay.build(manifest, options)
     on_disk = lock.read(manifest.lock_path)
     version_release = f"{manifest.version}-{manifest.release}"
-    previous = on_disk.counting(version_release) if on_disk is not None else None
-    existing = None if options.update_lock else previous
+    existing = None if options.update_lock or on_disk is None else on_disk.counting(version_release)
     if existing is not None:
         lock.check_matches(manifest, existing)
 
@@ -115,7 +114,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
                 staged.packages,
                 version_release,
                 staged.base,
-                fixes=lambda: outdated.fixed_between(manifest, previous.packages, staged.packages),
+                fixes=lambda: outdated.fixed_between(manifest, on_disk.packages, staged.packages),
             )
         else:
             new_lock = lock.Lock(
