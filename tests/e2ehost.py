@@ -20,6 +20,7 @@ import json
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 REPO_ID = "freight-e2e"
 POOL = "e2epool"
 PARENT = f"{POOL}/freight"
+POOL_FILE = f"/var/tmp/{POOL}.img"
 CONF = "/etc/freight/host.conf"
 PORT = 8080  # the base container's; derivatives listen on ports of their own
 UPLOADS = "/srv/www/uploads"  # the base's state path, served: what a machine keeps across moves is fetched over HTTP
@@ -121,26 +123,45 @@ def published(host_share: Path, tmp_path_factory: pytest.TempPathFactory) -> Pub
     return published
 
 
+@contextmanager
+def lent(host: TestHost, repo_id: str, pool: str, pool_file: str) -> Iterator[TestHost]:
+    """HOST for a test, given back as it was: every container package removed and its state purged,
+    the .repo file REPO_ID, imported keys and the zfs-fuse pool POOL on POOL_FILE (see make_pool) gone,
+    host.conf restored (with its times: rpm -V freight-host, in test_testhost, checks them too)."""
+    saved = f"/var/tmp/{repo_id}-host.conf"
+    host.run(["cp", "-p", CONF, saved])
+    try:
+        yield host
+    finally:
+        clear(host)
+        host.run(["rm", "-f", f"/etc/yum.repos.d/{repo_id}.repo"])
+        host.run(["mv", saved, CONF])
+        host.sh("rpm -e gpg-pubkey >/dev/null 2>&1 || true; systemctl reset-failed")
+        if host.sh(f"zpool list -H -o name {pool} 2>/dev/null || true").strip() == pool:
+            letting_go(host, f"zpool destroy -f {pool}")
+        host.run(["rm", "-f", pool_file])
+
+
+def make_pool(host: TestHost, pool: str, pool_file: str) -> None:
+    """A zfs-fuse pool POOL on the sparse file POOL_FILE in the host (the host has no disk of its own)."""
+    host.sh(f"truncate -s 1G {pool_file}; zpool create -o cachefile=none -m none {pool} {pool_file}")
+
+
+def add_signed_repo(host: TestHost, repo_id: str, repo: Path) -> None:
+    """The repository REPO (in host_share) in the host's dnf, with the .repo file `freight repo-file` prints."""
+    repo_file = freight("repo-file", "--name", repo_id, "--baseurl", f"file://{host.inside(repo)}")
+    assert repo_file.returncode == 0, repo_file.stderr
+    assert "gpgcheck=1" in repo_file.stdout and "repo_gpgcheck=1" in repo_file.stdout
+    host.write_text(f"/etc/yum.repos.d/{repo_id}.repo", repo_file.stdout)
+
+
 @pytest.fixture(scope="module")  # undone before other modules use the session's host
 def e2e_host(freight_host: TestHost, published: Published) -> Iterator[TestHost]:
     """The host with the signed repository configured and a zfs-fuse pool; all undone at the end."""
-    baseurl = f"file://{freight_host.inside(published.repo)}"
-    repo_file = freight("repo-file", "--name", REPO_ID, "--baseurl", baseurl)
-    assert repo_file.returncode == 0, repo_file.stderr
-    assert "gpgcheck=1" in repo_file.stdout and "repo_gpgcheck=1" in repo_file.stdout
-    freight_host.write_text(f"/etc/yum.repos.d/{REPO_ID}.repo", repo_file.stdout)
-    # Kept with its times: rpm -V freight-host (test_testhost) checks the %config file's mtime too.
-    freight_host.run(["cp", "-p", CONF, "/var/tmp/e2e-host.conf"])
-    freight_host.sh(f"truncate -s 1G /var/tmp/{POOL}.img; zpool create -o cachefile=none -m none {POOL} /var/tmp/{POOL}.img")
-    try:
+    with lent(freight_host, REPO_ID, POOL, POOL_FILE):
+        add_signed_repo(freight_host, REPO_ID, published.repo)
+        make_pool(freight_host, POOL, POOL_FILE)
         yield freight_host
-    finally:
-        clear(freight_host)
-        freight_host.run(["rm", "-f", f"/etc/yum.repos.d/{REPO_ID}.repo"])
-        freight_host.run(["mv", "/var/tmp/e2e-host.conf", CONF])
-        freight_host.sh("rpm -e gpg-pubkey >/dev/null 2>&1 || true; systemctl reset-failed")
-        letting_go(freight_host, f"zpool destroy -f {POOL}")
-        freight_host.run(["rm", "-f", f"/var/tmp/{POOL}.img"])
 
 
 @pytest.fixture(params=["zfs", "dir"])
@@ -172,11 +193,16 @@ def configure(host: TestHost, storage: str, parent: str = PARENT) -> None:
         """))
 
 
-def dnf_status(host: TestHost, *args: str) -> tuple[int, str]:
-    """dnf in the host, against the signed repository only: its exit code and output (stdout and stderr)."""
-    out = host.sh(f"dnf -y --refresh --repo {REPO_ID} {' '.join(args)} 2>&1 && echo rc=0 || echo rc=$?")
+def sh_status(host: TestHost, script: str) -> tuple[int, str]:
+    """SCRIPT in the host: its exit code and its output (stdout and stderr), whatever the code."""
+    out = host.sh(f"{script} 2>&1 && echo rc=0 || echo rc=$?")
     body, _, rc = out.rstrip().rpartition("rc=")
     return int(rc), body
+
+
+def dnf_status(host: TestHost, *args: str) -> tuple[int, str]:
+    """dnf in the host, against the signed repository only: its exit code and output."""
+    return sh_status(host, f"dnf -y --refresh --repo {REPO_ID} {' '.join(args)}")
 
 
 def dnf(host: TestHost, *args: str) -> str:
@@ -213,9 +239,7 @@ def machine_state(host: TestHost, name: str = "webapp") -> str:
 
 def rpm_verify(host: TestHost, package: str = "container-webapp") -> tuple[int, str]:
     """`rpm -V PACKAGE` in the host: its exit code and what it reported."""
-    out = host.sh(f"rpm -V {package} 2>&1 && echo rc=0 || echo rc=$?")
-    body, _, rc = out.rstrip().rpartition("rc=")
-    return int(rc), body
+    return sh_status(host, f"rpm -V {package}")
 
 
 def status(host: TestHost, name: str = "webapp") -> dict:

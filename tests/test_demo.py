@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import ROOT, make_signer, publish_signed_build
-from e2ehost import letting_go
+from e2ehost import lent
 
 if TYPE_CHECKING:
     from freight.testhost import TestHost
@@ -29,16 +29,8 @@ def demo_host(freight_host: TestHost) -> Iterator[TestHost]:
     """The test host, given back as it was: no demo packages, repository, pool or host.conf change."""
     from freight.testhost import demo
 
-    freight_host.run(["cp", "-p", "/etc/freight/host.conf", "/var/tmp/demo-host.conf"])
-    try:
+    with lent(freight_host, demo.REPO_ID, demo.POOL, demo.POOL_FILE):
         yield freight_host
-    finally:
-        freight_host.sh(f"dnf remove -y {' '.join(f'container-{m}' for m in demo.MACHINES)} >/dev/null 2>&1 || true; "
-                        f"rm -f /etc/yum.repos.d/{demo.REPO_ID}.repo; rpm -e gpg-pubkey >/dev/null 2>&1 || true")
-        freight_host.run(["mv", "/var/tmp/demo-host.conf", "/etc/freight/host.conf"])
-        if freight_host.sh(f"zpool list -H -o name {demo.POOL} 2>/dev/null || true").strip():
-            letting_go(freight_host, f"zpool destroy -f {demo.POOL}")
-        freight_host.run(["rm", "-f", demo.POOL_FILE])
 
 
 def test_make_demo_installs_the_example_and_its_derivative(demo_host: TestHost, host_share: Path, tmp_path: Path) -> None:

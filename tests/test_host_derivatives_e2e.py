@@ -23,7 +23,7 @@ import pytest
 from conftest import write_manifest
 from e2ehost import (
     PARENT, PORT, REPO_ID, UPLOADS, Published, assert_nothing_left, datasets, dnf, dnf_status, fetch, get, installed, machine_state,
-    rpm_verify, status,
+    rpm_verify, sh_status, status,
 )
 
 if TYPE_CHECKING:
@@ -88,8 +88,8 @@ def extra(published: Published) -> Derivative:
 
 def served_during(host: TestHost, command: str, urls: dict[int, str]) -> dict[int, list[str | None]]:
     """Run COMMAND in the host while fetching each port's path in URLS over and over; what each answered, in order."""
-    done: list[str] = []
-    worker = threading.Thread(target=lambda: done.append(host.sh(f"{command} 2>&1 && echo rc=0 || echo rc=$?")))
+    done: list[tuple[int, str]] = []
+    worker = threading.Thread(target=lambda: done.append(sh_status(host, command)))
     answers: dict[int, list[str | None]] = {port: [] for port in urls}
     worker.start()
     while worker.is_alive():
@@ -97,7 +97,7 @@ def served_during(host: TestHost, command: str, urls: dict[int, str]) -> dict[in
             answers[port].append(get(host, port, path))
         time.sleep(0.1)
     worker.join()
-    assert done and done[0].rstrip().endswith("rc=0"), done
+    assert done and done[0][0] == 0, done
     return answers
 
 

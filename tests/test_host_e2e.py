@@ -12,7 +12,7 @@ import pytest
 
 from e2ehost import (
     CVE, PARENT, POOL, PORT, Published, assert_nothing_left, configure, datasets, dnf, dnf_status, fetch,
-    get, installed, letting_go, machine_state, rpm_verify, status,
+    get, installed, machine_state, rpm_verify, status,
 )
 
 if TYPE_CHECKING:
@@ -23,10 +23,9 @@ pytestmark = pytest.mark.slow
 IMAGE = "/var/lib/freight/images/webapp"
 
 
-def test_zfs_install_serve_upgrade_verify_remove(e2e_host: TestHost, published: Published) -> None:
+@pytest.mark.parametrize("storage", ["zfs"], indirect=True)
+def test_zfs_install_serve_upgrade_verify_remove(storage: str, e2e_host: TestHost, published: Published) -> None:
     host = e2e_host
-    host.run(["zfs", "create", "-o", "mountpoint=none", PARENT])
-    configure(host, "zfs")
 
     # --- install, with signatures checked -----------------------------------------------
     out = dnf(host, "install", "container-webapp")
@@ -87,7 +86,6 @@ def test_zfs_install_serve_upgrade_verify_remove(e2e_host: TestHost, published: 
     assert datasets(host) == [PARENT, f"{PARENT}/state", f"{PARENT}/state/webapp", f"{PARENT}/state/webapp/srv-www-uploads"]
     host.run(["freight", "purge", "webapp"])
     assert datasets(host) == [PARENT]
-    letting_go(host, f"zfs destroy {PARENT}")
 
 
 def test_missing_zfs_parent_fails_cleanly(e2e_host: TestHost) -> None:
@@ -103,9 +101,9 @@ def test_missing_zfs_parent_fails_cleanly(e2e_host: TestHost) -> None:
         host.sh("rpm -e --noscripts container-webapp >/dev/null 2>&1 || true")
 
 
-def test_dir_backend_install_serves_and_removes(e2e_host: TestHost) -> None:
+@pytest.mark.parametrize("storage", ["dir"], indirect=True)
+def test_dir_backend_install_serves_and_removes(storage: str, e2e_host: TestHost) -> None:
     host = e2e_host
-    configure(host, "dir")
     dnf(host, "install", "container-webapp")
     fetch(host, "<title>freight demo</title>")  # whichever release is newest
     assert machine_state(host) == "running"

@@ -10,7 +10,6 @@ its own), so it stays apart from test_host_e2e.py's container-webapp.
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import publish_signed_build, Signer, freight, make_signer, write_manifest
+from conftest import Signer, make_signer, publish_signed_build, write_manifest
+from e2ehost import add_signed_repo, configure, lent, make_pool, sh_status
 
 if TYPE_CHECKING:
     from freight.testhost import TestHost
@@ -29,8 +29,8 @@ NAME = "hostcheck"
 REPO_ID = "freight-hostcheck"
 POOL = "hcpool"
 PARENT = f"{POOL}/freight"
+POOL_FILE = f"/var/tmp/{POOL}.img"
 IMAGE = f"/var/lib/freight/images/{NAME}"
-CONF = "/etc/freight/host.conf"
 
 
 @dataclass
@@ -85,40 +85,23 @@ def host(freight_host: TestHost, shop: Shop) -> Iterator[TestHost]:
     sees it at another path, so a link there makes the same URL work in the host,
     as a build mirror reachable from hosts would."""
     h = freight_host
-    repo_file = freight("repo-file", "--name", REPO_ID, "--baseurl", f"file://{h.inside(shop.repo)}")
-    assert repo_file.returncode == 0, repo_file.stderr
-    h.write_text(f"/etc/yum.repos.d/{REPO_ID}.repo", repo_file.stdout)
-    h.sh(f"mkdir -p {shop.demo.parent}; ln -sfn {h.inside(shop.demo)} {shop.demo}")
-    # Kept with its times: rpm -V freight-host (test_testhost) checks the %config file's mtime too.
-    h.run(["cp", "-p", CONF, "/var/tmp/updates-host.conf"])
-    h.sh(f"truncate -s 1G /var/tmp/{POOL}.img; zpool create -o cachefile=none -m none {POOL} /var/tmp/{POOL}.img")
-    h.run(["zfs", "create", "-o", "mountpoint=none", PARENT])
-    h.write_text(CONF, textwrap.dedent(f"""\
-        [host]
-        storage = zfs
-        parent = {PARENT}
-        """))
-    try:
-        assert status(h, f"dnf -y --refresh --repo {REPO_ID} install container-{NAME}")[0] == 0
-        yield h
-    finally:
-        h.sh(f"dnf remove -y container-{NAME} >/dev/null 2>&1 || true; rm -f /etc/yum.repos.d/{REPO_ID}.repo; rm -f {shop.demo}")
-        h.sh(f"for i in $(seq 50); do zpool destroy -f {POOL} && break; sleep 0.2; done; rm -f /var/tmp/{POOL}.img")
-        h.run(["mv", "/var/tmp/updates-host.conf", CONF])
-        h.sh("systemctl reset-failed")
-
-
-def status(host: TestHost, script: str) -> tuple[int, str]:
-    """SCRIPT in the host: its exit code and its output (stdout and stderr)."""
-    out = host.sh(f"{script} 2>&1 && echo rc=0 || echo rc=$?")
-    body, _, rc = out.rstrip().rpartition("rc=")
-    return int(rc), body
+    with lent(h, REPO_ID, POOL, POOL_FILE):
+        add_signed_repo(h, REPO_ID, shop.repo)
+        h.sh(f"mkdir -p {shop.demo.parent}; ln -sfn {h.inside(shop.demo)} {shop.demo}")
+        make_pool(h, POOL, POOL_FILE)
+        h.run(["zfs", "create", "-o", "mountpoint=none", PARENT])
+        configure(h, "zfs", PARENT)
+        try:
+            assert sh_status(h, f"dnf -y --refresh --repo {REPO_ID} install container-{NAME}")[0] == 0
+            yield h
+        finally:
+            h.run(["rm", "-f", str(shop.demo)])
 
 
 def test_verify_installed_on_a_readonly_zfs_image(host: TestHost) -> None:
     # Closed, as the hook closes an image between transactions: the check must work read-only.
     host.run(["zfs", "set", "readonly=on", f"{PARENT}/images/{NAME}"])
-    code, out = status(host, f"freight verify --installed {NAME} --json")
+    code, out = sh_status(host, f"freight verify --installed {NAME} --json")
     assert code == 0, out
     report = json.loads(out)
     assert report["clean"] is True and report["image"] == IMAGE, report
@@ -126,19 +109,19 @@ def test_verify_installed_on_a_readonly_zfs_image(host: TestHost) -> None:
     host.run(["zfs", "set", "readonly=off", f"{PARENT}/images/{NAME}"])
     host.sh(f"echo tampered >> {IMAGE}/srv/www/index.html")
     host.run(["zfs", "set", "readonly=on", f"{PARENT}/images/{NAME}"])
-    code, out = status(host, f"freight verify --installed {NAME}")
+    code, out = sh_status(host, f"freight verify --installed {NAME}")
     assert code == 1, out
     assert f"S.5....T.  S.5....T.  {IMAGE}/srv/www/index.html  (size, digest, mtime)" in out, out
     assert "1 changed file(s)" in out
 
 
 def test_outdated_host_in_the_host(host: TestHost, shop: Shop) -> None:
-    code, out = status(host, "freight outdated --host")
+    code, out = sh_status(host, "freight outdated --host")
     assert (code, out.strip()) == (0, f"container-{NAME} 1.0-1: up to date"), out
     evr = shop.release(demo_www="1.1")
     assert evr == "1.0-1.1"
     host.sh("dnf -q makecache --refresh >/dev/null 2>&1 || true")  # the host's metadata_expire would wait
-    code, out = status(host, "freight outdated --host --json")
+    code, out = sh_status(host, "freight outdated --host --json")
     assert code == 100, out
     report = json.loads(out)
     entry = next(r for r in report if r["container"] == NAME)
