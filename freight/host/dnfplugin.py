@@ -13,15 +13,6 @@ import dnf
 import dnf.exceptions
 import libdnf.transaction
 
-from freight.errors import FreightError
-from freight.host import config, guard
-from freight.host.registry import InstanceRecord, Registry
-
-_WHY = {
-    libdnf.transaction.TransactionItemReason_USER: guard.Why.ASKED,
-    libdnf.transaction.TransactionItemReason_CLEAN: guard.Why.UNUSED,
-}
-
 
 class FreightGuard(dnf.Plugin):
     """Stops `dnf remove container-BASE` from taking a derivative's machine along (see freight.host.guard)."""
@@ -29,13 +20,22 @@ class FreightGuard(dnf.Plugin):
     name = "freight"
 
     def resolved(self) -> None:
-        removed = {
-            item.pkg.name: _WHY.get(item.reason, guard.Why.DRAGGED)
-            for item in self.base.transaction
+        removals = [
+            item for item in self.base.transaction
             if item.action == libdnf.transaction.TransactionItemAction_REMOVE and item.pkg.name.startswith("container-")
-        }
-        if not removed:
+        ]
+        if not removals:
             return
+        # Only now: every dnf command loads this plugin, and most remove no container.
+        from freight.errors import FreightError
+        from freight.host import config, guard
+        from freight.host.registry import InstanceRecord, Registry
+
+        why = {
+            libdnf.transaction.TransactionItemReason_USER: guard.Why.ASKED,
+            libdnf.transaction.TransactionItemReason_CLEAN: guard.Why.UNUSED,
+        }
+        removed = {item.pkg.name: why.get(item.reason, guard.Why.DRAGGED) for item in removals}
         try:
             instances = Registry(config.load().registry_dir).all(InstanceRecord)
         except FreightError as exc:
