@@ -64,6 +64,7 @@ class Staged:
     owners: package.Owners  # the names of the staged files' owners
     base: LockedPackage | None = None  # a layer's base container package
     base_requirement: str | None = None  # a layer's Requires on it
+    newest_file_time: int = 0  # the latest file time the staged rpm database records (stage.newest_file_time)
 
 
 def host_arch() -> str:
@@ -128,7 +129,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             staged.packages,
             buildroot,
             options.outdir.resolve(),
-            new_lock.source_date_epoch,
+            max(new_lock.source_date_epoch, staged.newest_file_time),
             staged.arch,
             owners=staged.owners,
             base_requirement=staged.base_requirement,
@@ -154,7 +155,7 @@ def _stage_image(manifest: Manifest, buildroot: Path, options: BuildOptions, exi
     image_root = buildroot / package.image_dir(manifest.name).lstrip("/")
     image_root.mkdir(parents=True)
     flog.step("Resolving %s from %s", ", ".join(manifest.packages), ", ".join(r.name for r in manifest.repos))
-    packages = stage.install(
+    installed = stage.install(
         stage.StageRequest.for_manifest(
             manifest,
             image_root,
@@ -163,7 +164,12 @@ def _stage_image(manifest: Manifest, buildroot: Path, options: BuildOptions, exi
         )
     )
     copy_files(manifest, image_root)
-    return Staged(packages=packages, arch=manifest.data.get("arch") or host_arch(), owners=package.Owners.of(image_root))
+    return Staged(
+        packages=installed.packages,
+        arch=manifest.data.get("arch") or host_arch(),
+        owners=package.Owners.of(image_root),
+        newest_file_time=installed.newest_file_time,
+    )
 
 
 @contextmanager

@@ -49,7 +49,7 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
         before = tree.snapshot(image)
 
         flog.step("Resolving %s on top of %s", ", ".join(manifest.packages), base.nevra)
-        packages = install(
+        installed = install(
             replace(
                 request,
                 root=str(image),
@@ -68,11 +68,12 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
         flog.step("The layer adds or changes %d of %d paths", len(changes.changed), len(before))
         owners = package.Owners.of(image)
     return Staged(
-        packages=packages,
+        packages=installed.packages,
         arch=base.arch,
         owners=owners,
         base=base,
         base_requirement=f"{base.name} = {base.evr}",
+        newest_file_time=installed.newest_file_time,
     )
 
 

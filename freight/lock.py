@@ -5,7 +5,9 @@ and checksum (a layer's lock also pins the base container package it was
 built on), records what the manifest asked for when it was resolved (so a
 changed manifest is noticed rather than silently built from a stale set), the
 repositories' metadata digests, and `source_date_epoch`, the newest build time
-among the locked packages, to which every timestamp in the RPM is clamped.
+among the locked packages, to which every timestamp in the RPM is clamped
+(or to the newest file time those packages record, if later: a packaged file
+keeps its package's time; see stage.newest_file_time).
 """
 
 from __future__ import annotations

@@ -101,9 +101,18 @@ class StageRequest:
         )
 
 
-def install(request: StageRequest) -> list[LockedPackage]:
-    """Run dnf in a child process; return the installed packages, sorted by name."""
-    return [LockedPackage(**p) for p in _run_child(request)["packages"]]
+@dataclass(frozen=True)
+class Installed:
+    """What an install put into a root."""
+
+    packages: list[LockedPackage]  # installed by this request, sorted by name
+    newest_file_time: int  # the latest file time any package in the root's rpm database records (see newest_file_time)
+
+
+def install(request: StageRequest) -> Installed:
+    """Run dnf in a child process; return what it installed."""
+    result = _run_child(request)
+    return Installed([LockedPackage(**p) for p in result["packages"]], result["newest_file_time"])
 
 
 def fetch(request: StageRequest) -> list[tuple[LockedPackage, Path]]:
@@ -211,8 +220,9 @@ def _child(request: StageRequest) -> dict[str, Any]:
                 raise FreightError(f"the rpm transaction failed: {exc}") from None
             finally:
                 display.close()
-    scrub(Path(request.root))
-    return {"packages": [asdict(p) for p in locked]}
+    newest = newest_file_time(Path(request.root))
+    scrub(Path(request.root))  # after every reading of the database: it leaves the database one file
+    return {"packages": [asdict(p) for p in locked], "newest_file_time": newest}
 
 
 def _resolve(base: Any, request: StageRequest) -> list[Any]:
@@ -417,6 +427,26 @@ def scrub(root: Path) -> None:
     if machine_id.exists():
         machine_id.write_text("uninitialized\n")
     ts.closeDB()
+
+
+def newest_file_time(root: Path) -> int:
+    """The latest time ROOT's rpm database records for any file (or build) of its packages.
+
+    The container RPM clamps every timestamp to its source date. A packaged
+    file newer than that date (rpm dates a build when it starts, and files
+    made later in its %install are newer) would enter the container with a
+    time its own package does not record; `rpm --setugids` on the host then
+    puts the recorded one back and the host's `rpm -V` reports `T`. Clamping
+    no earlier than this time leaves every packaged file as its package has it.
+    """
+    import rpm
+
+    ts = rpm.TransactionSet(str(root))
+    ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)
+    try:
+        return max((max([hdr[rpm.RPMTAG_BUILDTIME] or 0, *(hdr[rpm.RPMTAG_FILEMTIMES] or [])]) for hdr in ts.dbMatch()), default=0)
+    finally:
+        ts.closeDB()
 
 
 def settle_rpmdb(root: Path) -> None:

@@ -106,6 +106,44 @@ def test_staging_root_is_scrubbed(repo: Path, tmp_path: Path) -> None:
     assert not (image / "root/.rpmdb").exists()
 
 
+def dump(rpm_file: str | Path) -> dict[str, int]:
+    """Each file's time, as the RPM records it."""
+    return {line.split()[0]: int(line.split()[2]) for line in rpm_q("-qp", "--dump", rpm_file).splitlines()}
+
+
+def test_packaged_files_keep_their_packages_times_and_the_rest_is_clamped(repo: Path, tmp_path: Path) -> None:
+    """demo-late's file is newer than every build time the lock knows: it must still enter the container
+    with the time demo-late records, or the host's rpm -V finds a `T` once the image's own database
+    gives the files their owners (rpm --setugids also sets times)."""
+    manifest = webapp_manifest(tmp_path / "w", repo)
+    manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-late]"))
+    built = build(manifest)
+    assert built.returncode == 0, built.stderr
+    (late_rpm,) = repo.glob("demo-late-*.rpm")
+    late = dump(late_rpm)["/usr/share/demo-late/stamp"]
+    assert late > int(rpm_q("-qp", "--qf", "%{BUILDTIME}", late_rpm))
+    times = dump(built.last_line)
+    assert times[f"/{IMAGE}/usr/share/demo-late/stamp"] == late
+    www = dump(next(repo.glob("demo-www-1.0-*.rpm")))
+    assert all(times[f"/{IMAGE}{path}"] == t for path, t in www.items())
+    assert int(rpm_q("-qp", "--qf", "%{BUILDTIME}", built.last_line)) == late  # the source date moved up to it
+
+    # without it, what no package records (freight's metadata, the image's rpm database) is dated the lock's source date
+    plain = webapp_manifest(tmp_path / "plain", repo)
+    assert (plain_build := build(plain)).returncode == 0, plain_build.stderr
+    source_date = json.loads(plain.with_suffix(".lock").read_text())["source_date_epoch"]
+    plain_times = dump(plain_build.last_line)
+    assert plain_times[f"/{IMAGE}{DBPATH}/rpmdb.sqlite"] == plain_times[f"/{META}/manifest.json"] == source_date
+
+    # as a host lays it down: rpm writes the files, the image's database gives them their owners; rpm -V is clean
+    root = tmp_path / "host"
+    subprocess.run(["rpm", "-i", "--root", root, "--dbpath", DBPATH, "--nodeps", "--noscripts", built.last_line],
+                   check=True, capture_output=True, env={**os.environ, "RPM_FORCE_DEBIAN": "1"})
+    subprocess.run(["rpm", "--root", root / IMAGE, "--dbpath", DBPATH, "--setugids", "-a"], check=True, capture_output=True)
+    verify = subprocess.run(["rpm", "--root", root, "--dbpath", DBPATH, "-V", "--nodeps", "container-webapp"], capture_output=True, text=True)
+    assert [line for line in verify.stdout.splitlines() if "T" in line.split()[0]] == [], verify.stdout
+
+
 def test_lock_pins_versions_until_update_lock(repo: Path, tmp_path: Path) -> None:
     manifest = webapp_manifest(tmp_path / "w", repo)
     first = build(manifest)
