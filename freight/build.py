@@ -24,6 +24,7 @@ from freight import log as flog
 from freight.dirs import cache_dir
 from freight.errors import UsageError
 from freight.manifest import Manifest
+from freight.owners import Owners
 from freight.stage import LockedPackage
 
 log = logging.getLogger("freight.build")
@@ -61,7 +62,7 @@ class Staged:
 
     packages: list[LockedPackage]  # installed by this build: its bundled() provides
     arch: str
-    owners: package.Owners  # the names of the staged files' owners
+    owners: Owners  # the names of the staged files' owners
     base: LockedPackage | None = None  # a layer's base container package
     base_requirement: str | None = None  # a layer's Requires on it
     newest_file_time: int = 0  # the latest file time the staged rpm database records (stage.newest_file_time)
@@ -167,7 +168,7 @@ def _stage_image(manifest: Manifest, buildroot: Path, options: BuildOptions, exi
     return Staged(
         packages=installed.packages,
         arch=manifest.data.get("arch") or host_arch(),
-        owners=package.Owners.of(image_root),
+        owners=Owners.of(image_root),
         newest_file_time=installed.newest_file_time,
     )
 

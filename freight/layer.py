@@ -24,10 +24,11 @@ from freight import log as flog
 from freight import package, tree
 from freight.build import BuildOptions, Staged, copy_files
 from freight.errors import FreightError, UsageError
+from freight.owners import Owners, RecordedOwners
 from freight.lock import Lock
 from freight.manifest import Manifest
 from freight.run import run
-from freight.stage import RPM_DBPATH, LockedPackage, StageRequest, fetch, install, settle_rpmdb
+from freight.stage import RPM_DBPATH, LockedPackage, StageRequest, fetch, install
 
 # How many inexpressible paths a refusal names before it counts the rest.
 _SHOWN = 20
@@ -66,7 +67,7 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
         overlay_root.mkdir(parents=True)
         tree.copy_out(image, changes.changed, overlay_root)
         flog.step("The layer adds or changes %d of %d paths", len(changes.changed), len(before))
-        owners = package.Owners.of(image)
+        owners = Owners.of(image)
     return Staged(
         packages=installed.packages,
         arch=base.arch,
@@ -96,16 +97,15 @@ def _lay_down(base: LockedPackage, rpm_file: Path, name: str, root: Path) -> Pat
     """Install the base package under ROOT as a host would; return its image, owned as on a host.
 
     No dependencies and no scriptlets: the build machine is not a host. rpm names
-    owners with ROOT's /etc/passwd, which does not exist, so the image's own rpm
-    database then gives its files their owners (the host hook does the same).
-    The signature was checked by dnf when the package was fetched."""
+    owners with ROOT's /etc/passwd, which does not exist, so the files then get
+    the owners the base recorded (freight.owners), as the
+    host hook gives them. The signature was checked by dnf when the package was fetched."""
     env = {"RPM_FORCE_DEBIAN": "1"}
     run(["rpm", "-i", "--root", root, "--dbpath", RPM_DBPATH, "--nodeps", "--noscripts", "--nosignature", rpm_file], env=env)
     image = root / package.image_dir(name).lstrip("/")
     if not image.is_dir():
         raise FreightError(f"{rpm_file}: {base.nevra} holds no image at {package.image_dir(name)}; is it a freight container?")
-    run(["rpm", "--root", image, "--dbpath", RPM_DBPATH, "--setugids", "-a"], env=env)
-    settle_rpmdb(image)
+    RecordedOwners.load(root / package.meta_dir(name).lstrip("/")).apply(image)
     return image
 
 

@@ -14,6 +14,7 @@ from freight import package
 from freight.build import BuildOptions, BuildResult, Stamp, copy_files, inputs_digest, rpm_path_for, staging, write_metadata
 from freight.errors import UsageError
 from freight.manifest import Manifest
+from freight.owners import Owners
 
 ARCH = "noarch"  # configuration files only
 
@@ -39,7 +40,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             options.outdir.resolve(),
             _source_date(manifest),
             ARCH,
-            owners=package.Owners.root_only(),
+            owners=Owners.root_only(),
             base_requirement=manifest.base_requirement,
             finish=options.finish(),
         )

@@ -20,8 +20,11 @@ import jinja2
 
 from freight import __version__
 from freight import progress
+from freight.capabilities import has_capabilities, text_of
 from freight.errors import FreightError
 from freight.manifest import Manifest
+from freight.owners import FILE_NAME as OWNERS_FILE
+from freight.owners import Owners, RecordedOwners
 from freight.run import run
 from freight.stage import LockedPackage
 
@@ -68,46 +71,6 @@ def render(template: str, **context: object) -> str:
     return env.get_template(template).render(**context)
 
 
-@dataclass
-class Owners:
-    """uid/gid to name maps from the container's own passwd and group files."""
-
-    users: dict[int, str]
-    groups: dict[int, str]
-
-    @classmethod
-    def of(cls, root: Path) -> Owners:
-        return cls(users=_id_map(root / "etc/passwd"), groups=_id_map(root / "etc/group"))
-
-    @classmethod
-    def root_only(cls) -> Owners:
-        """For trees whose every file freight copied, and so belongs to root."""
-        return cls(users={0: "root"}, groups={0: "root"})
-
-    def attr(self, st: os.stat_result, rel: str) -> str:
-        if st.st_uid == 0 and st.st_gid == 0:
-            return ""
-        user = self.users.get(st.st_uid)
-        group = self.groups.get(st.st_gid)
-        if user is None or group is None:
-            raise FreightError(
-                f"{rel} is owned by {st.st_uid}:{st.st_gid}, which the container's /etc/passwd or /etc/group does not name"
-            )
-        return f"%attr(-,{user},{group}) "
-
-
-def _id_map(path: Path) -> dict[int, str]:
-    ids = {0: "root"}
-    try:
-        for line in path.read_text().splitlines():
-            fields = line.split(":")
-            if len(fields) >= 3 and fields[2].isdigit():
-                ids.setdefault(int(fields[2]), fields[0])
-    except FileNotFoundError:
-        pass
-    return ids
-
-
 def _quote(rel: str) -> str:
     """A path as an rpm file list line takes it: quoted for spaces, '%' doubled against macros."""
     if _UNLISTABLE_RE.search(rel):
@@ -118,21 +81,39 @@ def _quote(rel: str) -> str:
     return '"' + rel.replace("%", "%%") + '"'
 
 
-def write_filelist(buildroot: Path, owners: Owners, out: Path) -> int:
-    """List every path under the buildroot; return the count. Owners are named as OWNERS says.
+def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: RecordedOwners) -> int:
+    """List every path under the buildroot; return the count. Owners are named as OWNERS says
+    and noted in RECORDED (see freight.owners), file capabilities with `%caps()`.
 
     Top-down, each folder's files (and symlinks to folders) in name order before its
     subfolders, as os.walk would give them; written with plain strings and os.scandir,
     because a root filesystem has tens of thousands of paths."""
     with out.open("w") as f:
-        return _list_dir(f, owners, os.fspath(buildroot), "")
+        return _list_dir(_Listing(f, owners, recorded), os.fspath(buildroot), "")
 
 
-def _list_dir(f: TextIO, owners: Owners, path: str, rel_dir: str) -> int:
+@dataclass
+class _Listing:
+    out: TextIO
+    owners: Owners
+    recorded: RecordedOwners
+
+    def add(self, path: str, st: os.stat_result, rel: str, prefix: str = "") -> None:
+        """One line of the file list (PREFIX: %dir), with its owner and capabilities."""
+        names = self.owners.names(st, rel)
+        if names is not None:
+            self.recorded.paths[rel] = names
+            prefix += f"%attr(-,{names[0]},{names[1]}) "
+        if stat.S_ISREG(st.st_mode) and has_capabilities(path):
+            prefix += f"%caps({text_of(path)}) "
+        self.out.write(f"{prefix}{_quote(rel)}\n")
+
+
+def _list_dir(listing: _Listing, path: str, rel_dir: str) -> int:
     """Write REL_DIR's line (when the RPM owns it), its entries', then recurse; return the count."""
     count = 0
     if rel_dir and _owned_dir(rel_dir):
-        f.write(f"%dir {owners.attr(os.lstat(path), rel_dir)}{_quote(rel_dir)}\n")
+        listing.add(path, os.lstat(path), rel_dir, "%dir ")
         count += 1
     try:
         with os.scandir(path) as it:
@@ -155,11 +136,10 @@ def _list_dir(f: TextIO, owners: Owners, path: str, rel_dir: str) -> int:
         st = os.lstat(f"{path}/{name}")
         if stat.S_ISSOCK(st.st_mode):
             continue  # a socket is runtime state, never content
-        rel = f"{rel_dir}/{name}"
-        f.write(f"{owners.attr(st, rel)}{_quote(rel)}\n")
+        listing.add(f"{path}/{name}", st, f"{rel_dir}/{name}")
         count += 1
     for name in sorted(subdirs):
-        count += _list_dir(f, owners, f"{path}/{name}", f"{rel_dir}/{name}")
+        count += _list_dir(listing, f"{path}/{name}", f"{rel_dir}/{name}")
     return count
 
 
@@ -193,7 +173,9 @@ def build_rpm(
     ) as out_tmp_s:
         top = Path(top_s)
         filelist = top / "files.list"
-        count = write_filelist(buildroot, owners, filelist)
+        recorded = RecordedOwners()
+        count = write_filelist(buildroot, owners, filelist, recorded)
+        count += _record_owners(manifest, buildroot, recorded, filelist)
         spec = top / f"{manifest.package_name}.spec"
         spec.write_text(
             render(
@@ -238,6 +220,16 @@ def build_rpm(
             finish(Path(written[-1]))
         os.replace(written[-1], final)
     return final
+
+
+def _record_owners(manifest: Manifest, buildroot: Path, recorded: RecordedOwners, filelist: Path) -> int:
+    """Write the owners of the image's (or overlay's) paths into the package's metadata, and list it."""
+    tree = overlay_dir(manifest.name) if manifest.base is not None else image_dir(manifest.name)
+    rel = f"{meta_dir(manifest.name)}/{OWNERS_FILE}"
+    (buildroot / rel.lstrip("/")).write_text(recorded.under(tree).to_json())
+    with filelist.open("a") as f:
+        f.write(f"{_quote(rel)}\n")
+    return 1
 
 
 def _magic_db() -> str:

@@ -435,9 +435,9 @@ def newest_file_time(root: Path) -> int:
     The container RPM clamps every timestamp to its source date. A packaged
     file newer than that date (rpm dates a build when it starts, and files
     made later in its %install are newer) would enter the container with a
-    time its own package does not record; `rpm --setugids` on the host then
-    puts the recorded one back and the host's `rpm -V` reports `T`. Clamping
-    no earlier than this time leaves every packaged file as its package has it.
+    time its own package does not record, and the image's own `rpm -Va`
+    would call it changed. Clamping no earlier than this time leaves every
+    packaged file as its package has it.
     """
     import rpm
 
@@ -447,13 +447,6 @@ def newest_file_time(root: Path) -> int:
         return max((max([hdr[rpm.RPMTAG_BUILDTIME] or 0, *(hdr[rpm.RPMTAG_FILEMTIMES] or [])]) for hdr in ts.dbMatch()), default=0)
     finally:
         ts.closeDB()
-
-
-def settle_rpmdb(root: Path) -> None:
-    """Leave ROOT's rpm database as one file again after an rpm command opened it."""
-    _checkpoint_rpmdb(root / RPM_DBPATH[1:] / "rpmdb.sqlite")
-    for rel in RPMDB_RUNTIME:
-        (root / rel).unlink(missing_ok=True)
 
 
 def _checkpoint_rpmdb(db: Path) -> None:

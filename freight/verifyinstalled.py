@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from freight import accounts
 from freight.errors import FreightError
 from freight.installed import HostView
 from freight.run import run
@@ -134,7 +135,7 @@ def check(host: HostView, name: str) -> InstalledVerdict:
 
     host_flags = rpm_verify(["--root", str(host.root), "-V", "--nodeps", "--noscripts", container.package])
     owners = host.file_owners(container.package) if any(_ownerish(f) for f in host_flags.values()) else {}
-    users, groups = _names(image / "etc/passwd"), _names(image / "etc/group")
+    users, groups = accounts.ids_by_name(image / "etc/passwd"), accounts.ids_by_name(image / "etc/group")
     for path, flags in sorted(host_flags.items()):
         if _ownerish(flags) and path in owners:
             flags = _discount_owners(host.below(Path(path)), flags, owners[path], users, groups)
@@ -193,16 +194,3 @@ def _discount_owners(
         out[flags.index("G")] = "."
     text = "".join(out)
     return None if set(text) <= {"."} else text
-
-
-def _names(path: Path) -> dict[str, int]:
-    """NAME -> id from an /etc/passwd or /etc/group file (the image's own)."""
-    out = {}
-    try:
-        for line in path.read_text().splitlines():
-            parts = line.split(":")
-            if len(parts) >= 3 and parts[2].isdigit():
-                out.setdefault(parts[0], int(parts[2]))
-    except OSError:
-        pass
-    return out

@@ -121,6 +121,15 @@ DBPATH = "/usr/lib/sysimage/rpm"
 DB_RUNTIME = {f"{DBPATH[1:]}/{n}" for n in (".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal")}
 
 
+def as_the_hook(root: Path, name: str, tree_root: Path) -> None:
+    """What freight-host-hook does once rpm wrote container-NAME's files below ROOT (a scratch host that
+    runs no scriptlets): TREE_ROOT (the image, or an instance with NAME's overlay laid over) gets the
+    owners the package recorded, by TREE_ROOT's own users."""
+    from freight.owners import RecordedOwners
+
+    RecordedOwners.load(root / "usr/share/freight/containers" / name).apply(tree_root)
+
+
 def tree(root: Path) -> dict[str, tuple]:
     """Everything that defines a tree's content: type, mode, owner, digest or link target."""
     out = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DBPATH, ROOT, copy_repo, freight, gpg_key, tree, webapp_manifest
+from conftest import DBPATH, ROOT, as_the_hook, copy_repo, freight, gpg_key, tree, webapp_manifest
 from freight import demorepo
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def test_rpm_installs_into_empty_root_and_equals_staging_tree(repo: Path, tmp_pa
     )
     # The host resolves owner names with its own /etc/passwd; the hook gives the image's
     # files their owners from the image's own users, as this does:
-    subprocess.run(["rpm", "--root", target / IMAGE, "--dbpath", DBPATH, "--setugids", "-a"], check=True)
+    as_the_hook(target, "webapp", target / IMAGE)
     for sub in (IMAGE, META):
         installed, staged = tree(target / sub), tree(stage / sub)
         assert installed == staged
@@ -113,8 +113,7 @@ def dump(rpm_file: str | Path) -> dict[str, int]:
 
 def test_packaged_files_keep_their_packages_times_and_the_rest_is_clamped(repo: Path, tmp_path: Path) -> None:
     """demo-late's file is newer than every build time the lock knows: it must still enter the container
-    with the time demo-late records, or the host's rpm -V finds a `T` once the image's own database
-    gives the files their owners (rpm --setugids also sets times)."""
+    with the time demo-late records, or the image's own rpm -Va calls it changed."""
     manifest = webapp_manifest(tmp_path / "w", repo)
     manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-late]"))
     built = build(manifest)
@@ -139,9 +138,10 @@ def test_packaged_files_keep_their_packages_times_and_the_rest_is_clamped(repo: 
     root = tmp_path / "host"
     subprocess.run(["rpm", "-i", "--root", root, "--dbpath", DBPATH, "--nodeps", "--noscripts", built.last_line],
                    check=True, capture_output=True, env={**os.environ, "RPM_FORCE_DEBIAN": "1"})
-    subprocess.run(["rpm", "--root", root / IMAGE, "--dbpath", DBPATH, "--setugids", "-a"], check=True, capture_output=True)
-    verify = subprocess.run(["rpm", "--root", root, "--dbpath", DBPATH, "-V", "--nodeps", "container-webapp"], capture_output=True, text=True)
-    assert [line for line in verify.stdout.splitlines() if "T" in line.split()[0]] == [], verify.stdout
+    as_the_hook(root, "webapp", root / IMAGE)
+    for db_root, what in ((root, ["-V", "--nodeps", "container-webapp"]), (root / IMAGE, ["-Va", "--nodeps"])):
+        verify = subprocess.run(["rpm", "--root", db_root, "--dbpath", DBPATH, *what], capture_output=True, text=True)
+        assert [line for line in verify.stdout.splitlines() if "T" in line.split()[0]] == [], verify.stdout
 
 
 def test_lock_pins_versions_until_update_lock(repo: Path, tmp_path: Path) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import DBPATH, copy_repo, freight, gpg_key, tree, webapp_manifest, write_manifest
+from conftest import DBPATH, as_the_hook, copy_repo, freight, gpg_key, tree, webapp_manifest, write_manifest
 from freight import demorepo
 
 pytestmark = pytest.mark.slow
@@ -160,6 +162,7 @@ def test_layer_carries_only_what_its_packages_add_or_change(built_layer: tuple[P
         "/usr/share/freight/containers/webapp-extra",
         "/usr/share/freight/containers/webapp-extra/manifest.json",
         "/usr/share/freight/containers/webapp-extra/lock.json",
+        "/usr/share/freight/containers/webapp-extra/owners.json",
     }
     files = {p for p, (mode, *_) in shipped.items() if not mode.startswith("04")}
     # demo-extra's files, the account files its %pre edited, the page from the manifest,
@@ -172,6 +175,19 @@ def test_layer_carries_only_what_its_packages_add_or_change(built_layer: tuple[P
     assert shipped["srv/extra"][:3] == ("040750", "extra", "extra")  # owners by name from the image's passwd
     assert shipped["srv/extra/data"][:3] == ("0100640", "extra", "extra")
     assert shipped["srv/www/extra.txt"][4] == "../extra/data"
+    # and the same names for the host's hook to apply with the instance's own account files
+    recorded = json.loads(payload_file(rpm, "/usr/share/freight/containers/webapp-extra/owners.json"))
+    assert recorded == {"format": 1, "owners": {"srv/extra": ["extra", "extra"], "srv/extra/data": ["extra", "extra"]}}
+
+
+def payload_file(rpm: Path, path: str) -> str:
+    """The content of PATH in RPM's payload (rpm2archive gives it as a tar stream)."""
+    with rpm.open("rb") as f:
+        archive = subprocess.run(["rpm2archive", "-"], stdin=f, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile(f".{path}")
+        assert member is not None, path
+        return member.read().decode()
 
     # a diff against one exact base build: it requires that build, nothing older or newer
     assert [r for r in q("--requires", rpm) if r.startswith("container-")] == ["container-webapp = 1.0-1"]
@@ -195,7 +211,7 @@ def rpm_install(root: Path, *rpms: Path) -> None:
 
 
 def rpm_image(image: Path, *args: str) -> str:
-    """rpm on a container's own database (--setugids gives the files the owners the container names)."""
+    """rpm on a container's own database."""
     proc = subprocess.run(["rpm", "--root", image, "--dbpath", DBPATH, *args], capture_output=True, text=True)
     assert proc.returncode in (0, 1), proc.stderr  # -V exits 1 when it finds a change
     return proc.stdout
@@ -207,11 +223,11 @@ def test_layer_over_its_base_equals_a_full_build(
     # what a host does: install the base and the layer, lay the overlay over a copy of the image
     host = tmp_path / "host"
     rpm_install(host, built_webapp, built_layer[1])
-    rpm_image(host / IMAGE[1:], "--setugids", "-a")
+    as_the_hook(host, "webapp", host / IMAGE[1:])
     instance = tmp_path / "instance"
     subprocess.run(["cp", "-a", host / IMAGE[1:], instance], check=True)
     subprocess.run(["cp", "-a", f"{host}{LAYER_OVERLAY}/.", instance], check=True)
-    rpm_image(instance, "--setugids", "-a")  # the host's rpm named the overlay's owners with the host's passwd
+    as_the_hook(host, "webapp-extra", instance)  # the host's rpm named the overlay's owners with the host's passwd
 
     # the same container built whole: base packages, the layer's package, the layer's file
     manifest = webapp_manifest(tmp_path / "full", containers_repo, files="[{src: site/index.html, dest: /srv/www/index.html}]")
@@ -222,7 +238,7 @@ def test_layer_over_its_base_equals_a_full_build(
     assert full.returncode == 0, full.stderr
     whole = tmp_path / "whole"
     rpm_install(whole, Path(full.last_line))
-    rpm_image(whole / IMAGE[1:], "--setugids", "-a")
+    as_the_hook(whole, "webapp", whole / IMAGE[1:])
 
     layered, plain = tree(instance), tree(whole / IMAGE[1:])
     # the databases differ in bytes (install order and times), not in what they say

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest, write_manifest
+from conftest import Result, as_the_hook, Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest, write_manifest
 from freight.stage import RPM_DBPATH
 from test_updates import CVE, fix_demo_ssl
 
@@ -68,8 +68,7 @@ def installed(demo_repo: Path, signer: Signer, tmp_path: Path) -> tuple[Path, Pa
     assert done.returncode == 0, done.stderr
     # What freight-host-hook does after an install (the scratch root runs no scriptlets):
     # the image's files get the owners the image's own users name.
-    subprocess.run(["rpm", "--root", host.root / IMAGE, "--dbpath", RPM_DBPATH, "--setugids", "-a"],
-                   check=True, capture_output=True)
+    as_the_hook(host.root, "webapp", host.root / IMAGE)
     return repo, manifest, containers, host
 
 

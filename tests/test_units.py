@@ -10,6 +10,7 @@ import pytest
 
 from freight import lock, manifest, package
 from freight.errors import FreightError, UsageError
+from freight.owners import Owners
 from freight.stage import LockedPackage
 
 from conftest import webapp_manifest
@@ -66,12 +67,13 @@ def test_owners_come_from_the_container(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/passwd").write_text("root:x:0:0::/:/bin/sh\nwww:x:80:80::/:/bin/sh\n")
     (tmp_path / "etc/group").write_text("root:x:0:\nwww:x:80:\n")
-    owners = package.Owners.of(tmp_path)
+    owners = Owners.of(tmp_path)
     st = os.stat_result((0o100644, 0, 0, 1, 80, 80, 0, 0, 0, 0))
-    assert owners.attr(st, "/f") == "%attr(-,www,www) "
+    assert owners.names(st, "/f") == ("www", "www")
+    assert owners.names(os.stat_result((0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0)), "/f") is None
     unknown = os.stat_result((0o100644, 0, 0, 1, 1000, 1000, 0, 0, 0, 0))
     with pytest.raises(FreightError, match="owned by 1000:1000"):
-        owners.attr(unknown, "/f")
+        owners.names(unknown, "/f")
 
 
 @pytest.mark.parametrize(

@@ -82,9 +82,12 @@ class HostConfig:
     def state_dir(self) -> Path:
         return self.lib_dir / "state"
 
+    def meta_path(self, name: str) -> Path:
+        """Where a container (or derivative) package put its metadata (see freight.build.write_metadata)."""
+        return self.containers_dir / name
+
     def manifest_path(self, image: str) -> Path:
-        """Where a container package put its manifest (see freight.build._write_metadata)."""
-        return self.containers_dir / image / "manifest.json"
+        return self.meta_path(image) / "manifest.json"
 
     def overlay_path(self, derivative: str) -> Path:
         """Where a derivative package put its files (see freight.overlay)."""

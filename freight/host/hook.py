@@ -42,6 +42,7 @@ from pathlib import Path
 
 from freight import log as flog
 from freight.errors import FreightError, UsageError
+from freight.owners import RecordedOwners
 from freight.host import instances, manage
 from freight.host.config import choose_storage
 from freight.host.context import Host
@@ -198,7 +199,7 @@ def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, u
     if storage.snapshot_exists(image.name, evr):
         log.info("%s: reusing the kept snapshot of %s", image.name, evr)
     else:
-        instances.give_owners(storage.image_dir(image.name))
+        RecordedOwners.load(host.cfg.meta_path(image.name)).apply(storage.image_dir(image.name))
         storage.snapshot_create(image.name, evr)
         undo.add(f"destroy the snapshot {image.name} {evr}", storage.snapshot_destroy, image.name, evr)
     if image.current != evr:

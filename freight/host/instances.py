@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from freight.errors import FreightError
+from freight.owners import RecordedOwners
 from freight.host import nspawn
 from freight.host.context import Host, state_paths
 from freight.host.registry import InstanceRecord, StateRecord
@@ -69,15 +70,15 @@ class Overlay:
 def make_root(host: Host, storage: Storage, record: InstanceRecord, state: list[str], undo: Undo) -> Path:
     """The instance's root: a clone of its snapshot, its overlay laid over, mount points made.
 
-    The overlay is copied with owners and modes kept. A layer's overlay
-    carries the image's rpm database with its packages added; like the image
-    itself (see give_owners), the files then get the owners that database
-    names, by the instance's own users.
+    The overlay is copied with modes, times and capabilities kept; its files
+    then get the owners its package recorded, by the instance's own users (a
+    layer's overlay may bring users of its own), as the image's did.
     """
     root = storage.instance_create(record.image, record.snapshot, record.name)
     undo.add(f"destroy the instance {record.name}", storage.instance_destroy, record.name)
     if record.overlay is not None:
         _lay_over(host.cfg.overlay_path(record.overlay), root)
+        RecordedOwners.load(host.cfg.meta_path(record.overlay)).apply(root)
     make_mountpoints(root, state)
     return root
 
@@ -91,27 +92,11 @@ def _lay_over(overlay: Path, root: Path) -> None:
     if not overlay.is_dir():
         raise FreightError(f"the overlay {overlay} is missing: is its derivative package installed?")
     run(["cp", "-a", "--reflink=auto", "--", f"{overlay}/.", f"{root}/"])
-    if is_layer(overlay):
-        give_owners(root)
 
 
 def is_layer(overlay: Path) -> bool:
     """A layer's overlay carries the image's rpm database (with its packages added); a derivative of files does not."""
     return (overlay / RPM_DBPATH.lstrip("/")).is_dir()
-
-
-def give_owners(root: Path) -> None:
-    """Give the files of a root the owners the container's own packages say.
-
-    The host's rpm resolves owners by name with the host's /etc/passwd, so a
-    file of a user only the container has (say `www`) was written as root.
-    The root carries its own rpm database, which knows each file's owner;
-    `rpm --root ROOT --setugids -a` applies them, by the container's own users.
-    """
-    if not (root / RPM_DBPATH.lstrip("/")).is_dir():
-        log.debug("%s has no rpm database of its own: owners stay as rpm wrote them", root)
-        return
-    run(["rpm", "--root", root, "--dbpath", RPM_DBPATH, "--setugids", "-a"])
 
 
 def protect(host: Host, record: InstanceRecord, undo: Undo) -> None:
