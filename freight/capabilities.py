@@ -13,6 +13,8 @@ import ctypes.util
 import errno
 import functools
 import os
+import tempfile
+from pathlib import Path
 
 from freight.errors import FreightError
 
@@ -32,6 +34,10 @@ def _libcap() -> ctypes.CDLL:
     lib.cap_to_text.restype = ctypes.c_void_p
     lib.cap_free.argtypes = [ctypes.c_void_p]
     lib.cap_free.restype = ctypes.c_int
+    lib.cap_from_text.argtypes = [ctypes.c_char_p]
+    lib.cap_from_text.restype = ctypes.c_void_p
+    lib.cap_set_file.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    lib.cap_set_file.restype = ctypes.c_int
     return lib
 
 
@@ -60,4 +66,17 @@ def text_of(path: str) -> str:
         finally:
             lib.cap_free(text)
     finally:
+        lib.cap_free(caps)
+
+
+def can_hold(folder: Path) -> bool:
+    """Whether files in FOLDER can carry capabilities (zfs-fuse, for one, holds no extended attributes)."""
+    lib = _libcap()
+    caps = lib.cap_from_text(b"cap_net_raw=ep")
+    fd, probe = tempfile.mkstemp(prefix=".freight-caps-probe.", dir=folder)
+    os.close(fd)
+    try:
+        return lib.cap_set_file(os.fsencode(probe), caps) == 0
+    finally:
+        os.unlink(probe)
         lib.cap_free(caps)

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import jinja2
 
@@ -81,15 +81,22 @@ def _quote(rel: str) -> str:
     return '"' + rel.replace("%", "%%") + '"'
 
 
-def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: RecordedOwners) -> int:
-    """List every path under the buildroot; return the count. Owners are named as OWNERS says
-    and noted in RECORDED (see freight.owners), file capabilities with `%caps()`.
+class Listed(NamedTuple):
+    paths: int
+    with_capabilities: int
+
+
+def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: RecordedOwners) -> Listed:
+    """List every path under the buildroot; return how many, and how many carry capabilities.
+    Owners are named as OWNERS says and noted in RECORDED (see freight.owners), file
+    capabilities with `%caps()`.
 
     Top-down, each folder's files (and symlinks to folders) in name order before its
     subfolders, as os.walk would give them; written with plain strings and os.scandir,
     because a root filesystem has tens of thousands of paths."""
     with out.open("w") as f:
-        return _list_dir(_Listing(f, owners, recorded), os.fspath(buildroot), "")
+        listing = _Listing(f, owners, recorded)
+        return Listed(_list_dir(listing, os.fspath(buildroot), ""), listing.with_capabilities)
 
 
 @dataclass
@@ -97,6 +104,7 @@ class _Listing:
     out: TextIO
     owners: Owners
     recorded: RecordedOwners
+    with_capabilities: int = 0
 
     def add(self, path: str, st: os.stat_result, rel: str, prefix: str = "") -> None:
         """One line of the file list (PREFIX: %dir), with its owner and capabilities."""
@@ -106,6 +114,7 @@ class _Listing:
             prefix += f"%attr(-,{names[0]},{names[1]}) "
         if stat.S_ISREG(st.st_mode) and has_capabilities(path):
             prefix += f"%caps({text_of(path)}) "
+            self.with_capabilities += 1
         self.out.write(f"{prefix}{_quote(rel)}\n")
 
 
@@ -174,8 +183,8 @@ def build_rpm(
         top = Path(top_s)
         filelist = top / "files.list"
         recorded = RecordedOwners()
-        count = write_filelist(buildroot, owners, filelist, recorded)
-        count += _record_owners(manifest, buildroot, recorded, filelist)
+        listed = write_filelist(buildroot, owners, filelist, recorded)
+        count = listed.paths + _record_owners(manifest, buildroot, recorded, filelist)
         spec = top / f"{manifest.package_name}.spec"
         spec.write_text(
             render(
@@ -198,6 +207,7 @@ def build_rpm(
                 base=manifest.base,
                 base_requirement=base_requirement,
                 filelist=filelist,
+                file_capabilities=listed.with_capabilities > 0,
             )
         )
         with progress.spinner(f"Packing {count} files with rpmbuild"):

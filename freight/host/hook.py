@@ -1,6 +1,6 @@
 """The installer hook: what a container RPM's scriptlets call, one phase per scriptlet.
 
-    freight-host-hook pre-install    NAME VERSION-RELEASE COUNT   (%pre)
+    freight-host-hook pre-install    NAME VERSION-RELEASE COUNT [--file-capabilities]  (%pre)
     freight-host-hook post-install   NAME VERSION-RELEASE COUNT   (%post)
     freight-host-hook pre-uninstall  NAME VERSION-RELEASE COUNT   (%preun)
     freight-host-hook post-uninstall NAME VERSION-RELEASE COUNT   (%postun)
@@ -40,6 +40,7 @@ import logging
 import sys
 from pathlib import Path
 
+from freight import capabilities
 from freight import log as flog
 from freight.errors import FreightError, UsageError
 from freight.owners import RecordedOwners
@@ -53,27 +54,40 @@ from freight.host.undo import Undo
 log = logging.getLogger("freight.host.hook")
 
 
-def pre_install(host: Host, name: str, evr: str, count: int) -> None:
+def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: bool = False) -> None:
     """Before rpm writes the files: check all that can be checked, then make the image's dataset.
 
     Only this phase can stop an install: rpm 4.18 merely warns when %post
     fails (the package stays installed and rpm exits 0), so whatever would
-    make the later phases fail is looked for here.
+    make the later phases fail is looked for here; so is what would make rpm
+    fail to unpack, which runs no scriptlet to take back what this one made:
+    FILE_CAPABILITIES says the package's files carry some, which the image's
+    filesystem must hold.
     """
     image = host.registry.get(ImageRecord, name)
     storage = host.storage(image.storage if image else choose_storage(host.cfg))
     storage.check()
     _preflight(host, storage, name)
-    if image is not None and storage.image_exists(name):
-        if count < 2:
-            log.info("%s: the image exists already (an earlier install did not finish?): reusing it", name)
-        storage.image_set_writable(name, True)
-        return
     with Undo() as undo:
-        if storage.image_create(name):
-            undo.add(f"destroy the image {name}", storage.image_destroy, name)
+        if image is not None and storage.image_exists(name):
+            if count < 2:
+                log.info("%s: the image exists already (an earlier install did not finish?): reusing it", name)
+            undo.add(f"close the image {name} again", storage.image_set_writable, name, False)
+        else:
+            if storage.image_create(name):
+                undo.add(f"destroy the image {name}", storage.image_destroy, name)
+            host.registry.put(ImageRecord(name=name, storage=storage.kind))
+            if image is None:
+                undo.add(f"forget the image {name}", host.registry.drop, ImageRecord, name)
+            else:
+                undo.add(f"restore the record of {name}", host.registry.put, image)
         storage.image_set_writable(name, True)
-        host.registry.put(ImageRecord(name=name, storage=storage.kind))
+        if file_capabilities and not capabilities.can_hold(storage.image_dir(name)):
+            raise FreightError(
+                f"container-{name} has files with capabilities, which the {storage.kind} storage here cannot hold "
+                f"(no extended attributes in {storage.image_dir(name)}); install it where they can be held "
+                "(OpenZFS, or the dir backend on ext4, xfs or btrfs)"
+            )
 
 
 def _preflight(host: Host, storage: Storage, name: str) -> None:
@@ -340,6 +354,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("name", help="the container name (the package is container-NAME)")
         p.add_argument("evr", metavar="VERSION-RELEASE", help="the version of the package running the scriptlet")
         p.add_argument("count", type=int, help="rpm's $1: installed versions after the transaction")
+        if phase == "pre-install":
+            p.add_argument("--file-capabilities", action="store_true", help="the package's files carry capabilities: the image must hold them")
     p = sub.add_parser("prepare-start", help="ExecStartPre of a machine: move it to the current snapshot")
     p.add_argument("instance")
     return top
@@ -356,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.count < 0:
             raise UsageError(f"COUNT must be rpm's $1 (0 or more), got {args.count}")
         with host.locked():
-            PHASES[args.phase][0](host, args.name, args.evr, args.count)
+            extra = {"file_capabilities": args.file_capabilities} if args.phase == "pre-install" else {}
+            PHASES[args.phase][0](host, args.name, args.evr, args.count, **extra)
     except (FreightError, OSError) as exc:
         # One line rpm shows the administrator; OSError (a full disk, a file in the way) says enough itself.
         log.error("%s %s: %s", args.phase, getattr(args, "name", getattr(args, "instance", "")), exc)
