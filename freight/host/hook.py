@@ -43,13 +43,13 @@ from pathlib import Path
 from freight import capabilities
 from freight import log as flog
 from freight.errors import FreightError, UsageError
-from freight.owners import RecordedOwners
 from freight.host import instances, manage
 from freight.host.config import choose_storage
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
+from freight.owners import RecordedOwners
 
 log = logging.getLogger("freight.host.hook")
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from freight.errors import FreightError
-from freight.owners import RecordedOwners
 from freight.host import nspawn
 from freight.host.context import Host, state_paths
 from freight.host.registry import InstanceRecord, StateRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
 from freight.manifest import merge_run
+from freight.owners import RecordedOwners
 from freight.run import run
 from freight.stage import RPM_DBPATH
 
