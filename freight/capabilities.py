@@ -41,13 +41,12 @@ def _libcap() -> ctypes.CDLL:
     return lib
 
 
-def has_capabilities(path: str) -> bool:
-    """Whether PATH carries file capabilities (one cheap attribute read; most files have none)."""
+def raw(path: str | os.PathLike[str]) -> bytes | None:
+    """PATH's capabilities as the kernel stores them, or None (one cheap attribute read; most files have none)."""
     try:
-        os.getxattr(path, CAPABILITY_XATTR, follow_symlinks=False)
+        return os.getxattr(path, CAPABILITY_XATTR, follow_symlinks=False)
     except OSError:
-        return False
-    return True
+        return None
 
 
 def text_of(path: str) -> str:

@@ -24,9 +24,9 @@ from freight import log as flog
 from freight import package, tree
 from freight.build import BuildOptions, Staged, copy_files
 from freight.errors import FreightError, UsageError
-from freight.owners import Owners, RecordedOwners
 from freight.lock import Lock
 from freight.manifest import Manifest
+from freight.owners import Owners, RecordedOwners
 from freight.run import run
 from freight.stage import RPM_DBPATH, LockedPackage, StageRequest, fetch, install
 

@@ -27,8 +27,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from freight import accounts
-from freight.capabilities import CAPABILITY_XATTR
+from freight import accounts, capabilities
 from freight.errors import FreightError
 
 log = logging.getLogger("freight.owners")
@@ -117,12 +116,9 @@ def _chown(path: Path, uid: int, gid: int) -> None:
     if stat.S_ISLNK(st.st_mode):
         os.lchown(path, uid, gid)
         return
-    try:
-        capabilities = os.getxattr(path, CAPABILITY_XATTR) if stat.S_ISREG(st.st_mode) else None
-    except OSError:
-        capabilities = None
+    kept = capabilities.raw(path) if stat.S_ISREG(st.st_mode) else None
     os.lchown(path, uid, gid)
     if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
         os.chmod(path, stat.S_IMODE(st.st_mode))
-    if capabilities is not None:
-        os.setxattr(path, CAPABILITY_XATTR, capabilities)
+    if kept is not None:
+        os.setxattr(path, capabilities.CAPABILITY_XATTR, kept)

@@ -18,9 +18,7 @@ from typing import NamedTuple, TextIO
 
 import jinja2
 
-from freight import __version__
-from freight import progress
-from freight.capabilities import has_capabilities, text_of
+from freight import __version__, capabilities, progress
 from freight.errors import FreightError
 from freight.manifest import Manifest
 from freight.owners import FILE_NAME as OWNERS_FILE
@@ -112,8 +110,8 @@ class _Listing:
         if names is not None:
             self.recorded.paths[rel] = names
             prefix += f"%attr(-,{names[0]},{names[1]}) "
-        if stat.S_ISREG(st.st_mode) and has_capabilities(path):
-            prefix += f"%caps({text_of(path)}) "
+        if stat.S_ISREG(st.st_mode) and capabilities.raw(path) is not None:
+            prefix += f"%caps({capabilities.text_of(path)}) "
             self.with_capabilities += 1
         self.out.write(f"{prefix}{_quote(rel)}\n")
 

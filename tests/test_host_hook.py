@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import freight, webapp_manifest
+from freight import capabilities
 from freight.capabilities import CAPABILITY_XATTR
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 from freight.host.storage import open_storage
@@ -262,13 +263,6 @@ def test_pre_install_refuses_what_post_install_would_trip_over(rpm_host: RpmHost
 NET_RAW = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)
 
 
-def capability(path: Path) -> bytes | None:
-    try:
-        return os.getxattr(path, CAPABILITY_XATTR)
-    except OSError:
-        return None
-
-
 def holds_capabilities(folder: Path) -> bool:
     probe = folder / ".caps-probe"
     probe.write_text("")
@@ -317,7 +311,7 @@ def test_owners_are_the_containers_and_modes_times_and_capabilities_the_headers(
         assert (root / "var/lib/demo-owned/state").stat().st_uid == 80, root  # www inside; a scriptlet made it
         if rpm == owners_rpms.get("caps"):
             ping = root / "usr/bin/demo-ping"
-            assert (ping.stat().st_uid, capability(ping)) == (80, NET_RAW), root  # given to www, capability kept
+            assert (ping.stat().st_uid, capabilities.raw(ping)) == (80, NET_RAW), root  # given to www, capability kept
     # rpm -V finds nothing but the owner names the host cannot resolve (see the README's Known limits)
     verify = h.rpm("-V", "--nodeps", "container-webapp").stdout.splitlines()
     assert verify and all(line.split()[0].strip(".UG") == "" for line in verify), verify
