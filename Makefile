@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # make bench SIZE=small: the CI smoke size (see bench/run.py for the presets)
 SIZE ?= default
 
-.PHONY: help deps setup demo demo-repo check test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
+.PHONY: help deps setup demo demo-repo check lint-imports test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
 
 help:
 	@echo "make demo    build, sign and publish the demo container into repo/, then dnf install it in a booted"
@@ -32,8 +32,9 @@ help:
 deps:
 	@./tools/install-deps
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml tools/requirements.txt
 	$(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	$(VENV)/bin/pip install --quiet --no-build-isolation --no-deps -e .
 	@touch $@
 
@@ -41,7 +42,7 @@ setup: deps $(VENV)/.installed
 
 $(DEMO_REPO)/repodata/repomd.xml: $(wildcard specs/demo/*.spec) | setup
 	rm -rf $(DEMO_REPO) examples/webapp/manifest.lock
-	$(PY) -m freight.demorepo $(DEMO_REPO)
+	$(PY) -m freight.dist.demorepo $(DEMO_REPO)
 
 demo-repo: setup $(DEMO_REPO)/repodata/repomd.xml
 
@@ -63,8 +64,12 @@ demo: demo-repo
 	$(MAKE) --no-print-directory demo-host
 	$(PY) -m freight.testhost.demo --name freight-demo --repo /srv/freight-repo
 
-check: setup
+# The import contracts first (seconds): a layering mistake fails before the suite runs.
+check: setup lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint-imports: setup
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -82,12 +87,12 @@ clean:
 # freight itself as RPMs, from the working tree (specs/freight.spec).
 rpms: setup
 	rm -rf build/rpms
-	$(PY) -m freight.dist rpms build/rpms
+	$(PY) -m freight.dist.rpms rpms build/rpms
 
 # The same plus debian-host-provides, with repodata: what a Debian test host installs from.
 host-repo: setup
 	rm -rf build/host-repo
-	$(PY) -m freight.dist host-repo build/host-repo
+	$(PY) -m freight.dist.rpms host-repo build/host-repo
 
 # The test host's cached Debian root (debootstrap, once per package list).
 testhost-image: setup

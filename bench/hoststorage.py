@@ -13,10 +13,10 @@ import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from freight.common.run import run
 from freight.host import config
 from freight.host.config import HostConfig
 from freight.host.storage import Storage, open_storage, zfs_letting_go
-from freight.run import run
 from freight.testhost import zfspool
 
 POOL_SIZE = "4G"  # sparse: only what is written takes space

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from freight.run import run
+from freight.common.run import run
 
 TIME = "/usr/bin/time"
 SAMPLE_INTERVAL = 0.02

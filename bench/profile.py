@@ -3,11 +3,11 @@
     python -m bench.profile [--size small|default] [--work-dir DIR]
 
 One build runs in this process with a stopwatch around each step of
-freight.build (the dnf child, the file list, the spec, rpmbuild, cleanup),
+freight.build.pipeline (the dnf child, the file list, the spec, rpmbuild, cleanup),
 and the dnf child runs under cProfile, so its time splits into metadata,
 resolution, download, the rpm transaction and the scrub. Then, on the very
 same staged tree, rpmbuild runs again with the full libmagic database instead
-of freight's ELF-only one (freight.magic), and once more under `perf` (when
+of freight's ELF-only one (freight.build.magic), and once more under `perf` (when
 installed) to split rpmbuild's own time by library: classification
 (libmagic), digests (libcrypto/libgcrypt), compression (libzstd), the kernel.
 The floor's pieces (dnf alone, tar | zstd -T0 alone) are timed on the same
@@ -37,25 +37,24 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from freight import log as flog
-from freight.run import CommandError, run
-from freight.stage import RPM_DBPATH
-
 from bench import repogen, workdir
 from bench.measure import shell, timed
 from bench.sizes import SIZES
 from bench.workload import Workload
+from freight.common import log as flog
+from freight.common.run import CommandError, run
+from freight.model.paths import RPM_DBPATH
 
 HERE = Path(__file__).resolve().parent
 FULL_MAGIC = "/usr/share/misc/magic"  # libmagic's own database (it appends .mgc)
 # dnf's steps inside the child, as (file suffix, function) in cProfile's stats.
 CHILD_STEPS = (
-    ("dnf child: configure", "freight/stage.py", "configure"),
+    ("dnf child: configure", "freight/build/stage.py", "configure"),
     ("dnf child: read metadata (fill_sack)", "dnf/base.py", "fill_sack"),
-    ("dnf child: select locked + resolve", "freight/stage.py", "_resolve"),
+    ("dnf child: select locked + resolve", "freight/build/stage.py", "_resolve"),
     ("dnf child: download (local repo)", "dnf/base.py", "download_packages"),
     ("dnf child: rpm transaction", "dnf/base.py", "do_transaction"),
-    ("dnf child: scrub", "freight/stage.py", "scrub"),
+    ("dnf child: scrub", "freight/build/stage.py", "scrub"),
 )
 
 
@@ -91,8 +90,10 @@ class Stopwatch:
 
 @contextmanager
 def instrumented(watch: Stopwatch, child_profile: Path) -> Iterator[None]:
-    """Time freight.build's steps where they are looked up (module attributes), and profile the dnf child."""
-    from freight import build, lock, package, stage
+    """Time freight.build.pipeline's steps where they are looked up (module attributes), and profile the dnf child."""
+    from freight.build import package, stage, staging
+    from freight.build import pipeline as build
+    from freight.manifest import lock
 
     real_stage_run = stage.run
 
@@ -109,7 +110,7 @@ def instrumented(watch: Stopwatch, child_profile: Path) -> Iterator[None]:
             (package, "write_filelist", "file list"),
             (package, "render", "render spec"),
             (package, "run", "rpmbuild"),
-            (build.shutil, "rmtree", "remove staging root and temp dirs"),
+            (staging.shutil, "rmtree", "remove staging root and temp dirs"),
         ):
             stack.enter_context(mock.patch.object(module, name, watch.wrap(label, getattr(module, name))))
         stack.enter_context(mock.patch.object(stage, "run", stage_run))
@@ -123,7 +124,7 @@ def child_steps(profile: Path) -> dict[str, float]:
 
 def rpmbuild_variants(results: dict[str, Any], work: Path, watch: Stopwatch) -> Callable[..., Any]:
     """A build_rpm that, after the real one, packs the same tree again (see _variants), off the stopwatch."""
-    from freight import package
+    from freight.build import package
 
     real = package.build_rpm
 
@@ -140,7 +141,7 @@ def rpmbuild_variants(results: dict[str, Any], work: Path, watch: Stopwatch) -> 
 
 def _variants(results: dict[str, Any], work: Path, again: Callable[[], Path], buildroot: Path) -> None:
     """The same staged tree packed again: full libmagic database, the floor's tar | zstd, rpmbuild under perf."""
-    from freight import package
+    from freight.build import package
 
     flog.step("rpmbuild again with the full libmagic database")
     with mock.patch.object(package, "_magic_db", lambda: FULL_MAGIC):
@@ -191,10 +192,10 @@ def perf_by_library(data: Path) -> dict[str, float]:
 # freight publish's steps, as (label, file suffix, function) in cProfile's stats.
 PUBLISH_STEPS = (
     ("publish (all but interpreter start and imports)", "freight/cli.py", "main"),
-    ("read the previous metadata", "freight/publish.py", "_load_previous"),
-    ("new package: check it is whole, then read it", "freight/publish.py", "_read_packages"),
+    ("read the previous metadata", "freight/publish/repository.py", "_load_previous"),
+    ("new package: check it is whole, then read it", "freight/publish/repository.py", "_read_packages"),
     ("  of which createrepo_c's read (file checksum)", "createrepo_c/__init__.py", "package_from_rpm"),
-    ("write the metadata", "freight/publish.py", "_write_metadata"),
+    ("write the metadata", "freight/publish/repository.py", "_write_metadata"),
 )
 
 
@@ -275,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _profiled_build(w: Workload, results: dict[str, Any]) -> dict[str, float]:
-    from freight import build, manifest, package
+    from freight.build import package
+    from freight.build import pipeline as build
+    from freight.manifest import load as manifest
 
     watch = Stopwatch()
     with tempfile.TemporaryDirectory(dir=w.work) as tmp:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import jinja2
 
-from freight import demorepo
-from freight import log as flog
+from freight.common import log as flog
+from freight.dist import demorepo
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -8,10 +8,9 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from freight import __version__
-from freight.run import CommandError, run
-
 from bench.figures import Row
+from freight import __version__
+from freight.common.run import CommandError, run
 
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
 TOOLS = {

@@ -17,13 +17,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from freight import log as flog
-
 from bench import repogen, workdir
 from bench.figures import FIGURES
 from bench.report import table, tool_versions, write_json
 from bench.sizes import SIZES
 from bench.workload import Workload, cores
+from freight.common import log as flog
 
 HERE = Path(__file__).resolve().parent
 

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from freight import lock
-from freight import log as flog
-from freight.commands.common import SIGN_KEY_ENV
-from freight.stage import RPM_DBPATH
-
-from bench.measure import Sample, shell, timed, timed_call
 from bench import repogen
+from bench.measure import Sample, shell, timed, timed_call
 from bench.repogen import ROOT, Params, Repo, write_config_files
+from freight.commands.common import SIGN_KEY_ENV
+from freight.common import log as flog
+from freight.manifest import lock
+from freight.model.paths import RPM_DBPATH
 
 NAME = "bench"
 IMAGE = f"var/lib/freight/images/{NAME}"
@@ -102,7 +101,7 @@ class Workload:
         ]
 
     def floor_env(self) -> dict[str, str]:
-        """The same rpm database location freight gives its staging roots (see freight.stage)."""
+        """The same rpm database location freight gives its staging roots (see freight.build.stage)."""
         home = self.work / "floor" / "home"
         home.mkdir(parents=True, exist_ok=True)
         (home / ".rpmmacros").write_text(f"%_dbpath {RPM_DBPATH}\n")

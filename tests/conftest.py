@@ -69,7 +69,7 @@ def freight(*args: str | os.PathLike[str], cwd: Path | None = None, env: dict[st
 @pytest.fixture(scope="session")
 def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo repository (demo-base, demo-www 1.0) from specs/demo, plus the test packages in tests/specs."""
-    from freight import demorepo
+    from freight.dist import demorepo
 
     out = tmp_path_factory.mktemp("demo-repo")
     demorepo.make_repo(out, [*demorepo.DEMO_SPECS.glob("*.spec"), *(ROOT / "tests/specs").glob("*.spec")])
@@ -125,7 +125,7 @@ def as_the_hook(root: Path, name: str, tree_root: Path) -> None:
     """What freight-host-hook does once rpm wrote container-NAME's files below ROOT (a scratch host that
     runs no scriptlets): TREE_ROOT (the image, or an instance with NAME's overlay laid over) gets the
     owners the package recorded, by TREE_ROOT's own users."""
-    from freight.owners import RecordedOwners
+    from freight.model.owners import RecordedOwners
 
     RecordedOwners.load(root / "usr/share/freight/containers" / name).apply(tree_root)
 
@@ -197,7 +197,7 @@ def test_host(host_share: Path) -> Iterator[TestHost]:
 @pytest.fixture(scope="session")
 def freight_rpms(host_share: Path) -> list[Path]:
     """freight, freight-host and debian-host-provides built from this tree, as a repository in host_share."""
-    from freight import dist
+    from freight.dist import rpms as dist
 
     return dist.host_repo(host_share / HOST_RPMS)
 
@@ -287,7 +287,7 @@ def signed_webapp(built_webapp: Path, signer: Signer, tmp_path_factory: pytest.T
 @pytest.fixture(scope="session")
 def bulk_rpms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """200 small packages (bulk-001 … bulk-200) from one rpmbuild run; copy them, do not publish here."""
-    from freight import demorepo
+    from freight.dist import demorepo
 
     out = tmp_path_factory.mktemp("bulk")
     demorepo.build_rpm(SIGN_SPECS / "bulk.spec", out, {"count": "200"})
@@ -308,7 +308,7 @@ def publish_signed_build(manifest: Path, repo: Path, signer: Signer, update_lock
 
 def rpm_from_spec(spec: str, outdir: Path, **defines: str) -> Path:
     """rpmbuild one of tests/specs/sign into OUTDIR."""
-    from freight import demorepo
+    from freight.dist import demorepo
 
     return demorepo.build_rpm(SIGN_SPECS / spec, outdir, defines)
 

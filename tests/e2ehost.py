@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
 from conftest import Signer, freight, make_signer, publish_signed_build, write_manifest
 
 if TYPE_CHECKING:
@@ -80,7 +79,8 @@ class Published:
     def release(self, page: str = FIRST_PAGE) -> tuple[str, str]:
         """container-webapp rebuilt with --update-lock, signed and published; after the first, against a
         new demo-www saying PAGE (a security fix). (the demo-www version it carries, its VERSION-RELEASE)"""
-        from freight import demorepo, updateinfo
+        from freight.dist import demorepo
+        from freight.publish import updateinfo
 
         if self.releases:
             version = f"1.{len(self.releases)}"
@@ -112,7 +112,7 @@ class Published:
 
 @pytest.fixture(scope="session")
 def published(host_share: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
-    from freight import demorepo
+    from freight.dist import demorepo
 
     work = tmp_path_factory.mktemp("e2e")
     signer = make_signer(work / "keys", "e2e@example.com")

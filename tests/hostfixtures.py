@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from freight.common.run import run
 from freight.host import config
 from freight.host.config import HostConfig
 from freight.host.storage import zfs_letting_go
-from freight.run import run
 from freight.testhost import zfspool
 
 POOL_SIZE = "2G"  # sparse: only what the tests write takes space

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, freight, write_manifest
-from freight.host.registry import Registry
-from freight.run import run
 from hostfixtures import FakeHost
+
+from freight.common.run import run
+from freight.host.registry import Registry
 
 IMAGES = "/var/lib/freight/images"
 CONTAINERS = "/usr/share/freight/containers"

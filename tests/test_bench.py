@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from bench import repogen
 from bench.sizes import SIZES
-from conftest import ROOT
 
 TINY = repogen.Params(packages=8, files=300, megabytes=6)
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import DBPATH, ROOT, as_the_hook, copy_repo, freight, gpg_key, tree, webapp_manifest
-from freight import demorepo
+
+from freight.dist import demorepo
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import Signer, freight, make_signer, webapp_manifest, write_manifest
 
 pytestmark = pytest.mark.slow

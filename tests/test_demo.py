@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
 from conftest import ROOT, make_signer, publish_signed_build
 from e2ehost import lent
 
@@ -34,7 +33,7 @@ def demo_host(freight_host: TestHost) -> Iterator[TestHost]:
 
 
 def test_make_demo_installs_the_example_and_its_derivative(demo_host: TestHost, host_share: Path, tmp_path: Path) -> None:
-    from freight import demorepo
+    from freight.dist import demorepo
     from freight.testhost import demo
 
     # the examples keep their repository relative to themselves: ../../build/demo-repo

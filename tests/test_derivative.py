@@ -11,9 +11,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from conftest import DBPATH, as_the_hook, copy_repo, freight, gpg_key, tree, webapp_manifest, write_manifest
-from freight import demorepo
+
+from freight.dist import demorepo
 
 pytestmark = pytest.mark.slow
 

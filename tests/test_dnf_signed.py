@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import Signer, dnf, freight, rpm_from_spec
 
 pytestmark = pytest.mark.slow

@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from freight.errors import UsageError
-from freight.host import config
 from hostfixtures import make_host
+
+from freight.common.errors import UsageError
+from freight.host import config
 
 
 def test_a_missing_file_means_the_defaults(tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_a_missing_file_means_the_defaults(tmp_path: Path) -> None:
 
 
 def test_the_shipped_host_conf_says_the_defaults() -> None:
-    shipped = config.load(Path(__file__).resolve().parent.parent / "templates/host.conf")
+    shipped = config.load(Path(__file__).resolve().parent.parent / "packaging/host.conf")
     defaults = config.load(Path("/nonexistent/host.conf"))
     assert {**vars(shipped), "path": None} == {**vars(defaults), "path": None}
 

@@ -19,11 +19,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
 from conftest import write_manifest
 from e2ehost import (
-    PARENT, PORT, REPO_ID, UPLOADS, Published, assert_nothing_left, datasets, dnf, dnf_status, fetch, get, installed, machine_state,
-    rpm_verify, sh_status, status,
+    PARENT,
+    PORT,
+    REPO_ID,
+    UPLOADS,
+    Published,
+    assert_nothing_left,
+    datasets,
+    dnf,
+    dnf_status,
+    fetch,
+    get,
+    installed,
+    machine_state,
+    rpm_verify,
+    sh_status,
+    status,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +83,7 @@ def prod(published: Published) -> Derivative:
 @pytest.fixture(scope="module")
 def extra(published: Published) -> Derivative:
     """container-webapp-extra: a layer installing demo-extra (a user of its own, files it owns) over the newest base."""
-    from freight import demorepo
+    from freight.dist import demorepo
 
     demorepo.make_repo(published.demo, [Path(__file__).parent / "specs/demo-extra.spec"])
     return _derivative(published, "webapp-extra", f"""\

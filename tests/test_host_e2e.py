@@ -9,10 +9,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-
 from e2ehost import (
-    CVE, PARENT, POOL, PORT, Published, assert_nothing_left, configure, datasets, dnf, dnf_status, fetch,
-    get, installed, machine_state, rpm_verify, status,
+    CVE,
+    PARENT,
+    POOL,
+    Published,
+    assert_nothing_left,
+    configure,
+    datasets,
+    dnf,
+    dnf_status,
+    fetch,
+    get,
+    installed,
+    machine_state,
+    rpm_verify,
+    status,
 )
 
 if TYPE_CHECKING:

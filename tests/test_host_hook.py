@@ -18,15 +18,15 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from conftest import freight, webapp_manifest
-from freight import capabilities
-from freight.capabilities import CAPABILITY_XATTR
+from hostfixtures import FakeHost, datasets, make_host
+from rpmhost import RpmHost, leftovers, ok, registry, webapp_manifest_at
+
+from freight.common.run import run
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 from freight.host.storage import open_storage
-from freight.run import run
-from hostfixtures import FakeHost, datasets, make_host
-from rpmhost import RpmHost, webapp_manifest_at, leftovers, ok, registry
+from freight.model import capabilities
+from freight.model.capabilities import CAPABILITY_XATTR
 
 pytestmark = pytest.mark.slow
 

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import freight, write_manifest
-from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
-from freight.run import run
 from hostfixtures import datasets
 from rpmhost import RpmHost, leftovers, ok, registry
+
+from freight.common.run import run
+from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 
 pytestmark = pytest.mark.slow
 

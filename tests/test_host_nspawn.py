@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hostfixtures import make_host
 
+from freight.common.run import run
 from freight.host import instances, nspawn
 from freight.host.nspawn import Machine
 from freight.host.storage import open_storage
-from freight.run import run
-from hostfixtures import make_host
 
 UNIT_FILES = [Path("/usr/lib/systemd/system/systemd-nspawn@.service"), Path("/lib/systemd/system/systemd-nspawn@.service")]
 

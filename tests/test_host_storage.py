@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-from freight.errors import FreightError
-from freight.host.storage import Storage, open_storage, snapshot_name, state_name
 from hostfixtures import FakeHost, datasets, make_host
+
+from freight.common.errors import FreightError
+from freight.host.storage import Storage, open_storage, snapshot_name, state_name
 
 
 def storage_of(host: FakeHost) -> Storage:

@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-from freight.host.systemd import Systemd, addresses, offline_reason
-from freight.run import run
 from hostfixtures import make_host
+
+from freight.common.run import run
+from freight.host.systemd import Systemd, addresses, offline_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 

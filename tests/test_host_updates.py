@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from conftest import Result, as_the_hook, Signer, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest, write_manifest
-from freight.stage import RPM_DBPATH
+from conftest import Result, Signer, as_the_hook, copy_repo, dnf, freight, rpm_from_spec, tree, webapp_manifest, write_manifest
 from test_updates import CVE, fix_demo_ssl
+
+from freight.model.paths import RPM_DBPATH
 
 pytestmark = pytest.mark.slow
 

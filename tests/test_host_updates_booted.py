@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
 from conftest import Signer, make_signer, publish_signed_build, write_manifest
 from e2ehost import add_signed_repo, configure, lent, make_pool, sh_status
 
@@ -45,7 +44,7 @@ class Shop:
     def release(self, demo_www: str | None = None) -> str:
         """Optionally demo-www DEMO_WWW in the demo repository; the container rebuilt with
         --update-lock, signed and published; its VERSION-RELEASE."""
-        from freight import demorepo
+        from freight.dist import demorepo
 
         if demo_www:
             demorepo.make_repo(self.demo, [demorepo.DEMO_SPECS / "demo-www.spec"], {"version_override": demo_www})
@@ -67,7 +66,7 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(host_share: Path, tmp_path_factory: pytest.TempPathFactory) -> Shop:
-    from freight import demorepo
+    from freight.dist import demorepo
 
     work = tmp_path_factory.mktemp("hostcheck")
     demo = host_share / "hostcheck-demo"  # the host reads the manifest's repository too

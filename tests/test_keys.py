@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import Signer, freight, gnupg_home, make_signer
 
 

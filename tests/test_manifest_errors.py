@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import freight
 
 GOOD = """\
@@ -112,7 +111,7 @@ def test_unreadable_manifest(tmp_path: Path) -> None:
 
 def test_version_keeps_its_text(tmp_path: Path) -> None:
     """YAML would read 1.10 as the float 1.1; an RPM version must stay as written."""
-    from freight import manifest as m
+    from freight.manifest import load as m
 
     (tmp_path / "repo").mkdir()
     path = tmp_path / "manifest.yaml"

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, Signer, dnf, freight, rpm_from_spec
 from repotools import OpenWatch, check_repository
 
@@ -260,7 +259,7 @@ def test_demo_repositories_are_written_by_publish(demo_repo: Path) -> None:
 def test_advisories_survive_a_publish(small_repo: Path, bulk_rpms: Path) -> None:
     import datetime
 
-    from freight import updateinfo
+    from freight.publish import updateinfo
 
     advisory = updateinfo.Advisory(
         id="FREIGHT-TEST-1", type="security", severity="Low", title="a test advisory", cves=["CVE-2026-0001"],

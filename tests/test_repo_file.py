@@ -5,7 +5,6 @@ from __future__ import annotations
 import configparser
 
 import pytest
-
 from conftest import freight
 
 

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import Signer, freight, gnupg_home, rpm_from_spec
-from freight import keys, sign
+
+from freight.trust import keys, sign
 
 pytestmark = pytest.mark.slow  # every test here uses the built container
 

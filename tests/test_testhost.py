@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import HOST_SHARE
-from freight.run import CommandError, spawn
+
+from freight.common.run import CommandError, spawn
 from freight.testhost import Bind, TestHost, image, machine, prune
 
 slow = pytest.mark.slow
@@ -153,19 +153,25 @@ def test_freight_rpms_install_with_dnf_and_run(freight_host: TestHost) -> None:
 
 @slow
 def test_debian_host_provides_covers_every_requirement_of_freight(freight_rpms: list[Path]) -> None:
-    """What freight's packages require on a host is exactly what debian-host-provides claims (or each other)."""
-    from freight.run import run
+    """What freight's packages require on a host is exactly what debian-host-provides(-build) claim (or each other):
+    the main package what freight-common and freight-host need, -build what freight adds."""
+    from freight.common.run import run
 
     def query(rpm: Path, what: str) -> set[str]:
         return {line.split()[0] for line in run(["rpm", "-qp", f"--{what}", rpm]).stdout.splitlines()}
 
     by_name = {run(["rpm", "-qp", "--qf", "%{NAME}", rpm]).stdout: rpm for rpm in freight_rpms}
     provided = set().union(*(query(rpm, "provides") for rpm in by_name.values()))
-    required = set().union(*(query(by_name[n], "requires") for n in ("freight", "freight-host")))
-    unmet = {r for r in required - provided if not r.startswith("rpmlib(")}
-    assert unmet == set()
-    provides = query(by_name["debian-host-provides"], "provides") - {"debian-host-provides"}
-    assert provides - required == {"/bin/sh"}  # and container scriptlets' shell, nothing more
+    ours = {"freight", "freight-common", "freight-host", "config(freight-host)"}
+
+    def needs(*names: str) -> set[str]:
+        return {r for r in set().union(*(query(by_name[n], "requires") for n in names)) if not r.startswith("rpmlib(")} - ours
+
+    assert needs("freight", "freight-common", "freight-host") - provided == set()
+    host_side = query(by_name["debian-host-provides"], "provides") - {"debian-host-provides"}
+    build_side = query(by_name["debian-host-provides-build"], "provides") - {"debian-host-provides-build"}
+    assert host_side == needs("freight-common", "freight-host") | {"/bin/sh"}  # and container scriptlets' shell
+    assert build_side == needs("freight") - host_side
 
 
 # --- booting and stopping leave nothing behind ----------------------------------------
@@ -290,7 +296,7 @@ def test_recipe_key_depends_on_the_package_set_only_not_its_order() -> None:
 
 
 def test_spec_version_is_freights_version() -> None:
-    from freight import dist
+    from freight.dist import rpms as dist
 
     assert dist.spec_version() == _version()
 
@@ -298,7 +304,7 @@ def test_spec_version_is_freights_version() -> None:
 def test_source_tarball_holds_the_tree_without_ignored_files(tmp_path: Path) -> None:
     import tarfile
 
-    from freight import dist
+    from freight.dist import rpms as dist
 
     names = tarfile.open(dist.source_tarball(tmp_path)).getnames()
     prefix = f"freight-{_version()}/"

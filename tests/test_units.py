@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 
 import pytest
-
-from freight import lock, manifest, package
-from freight.errors import FreightError, UsageError
-from freight.owners import Owners
-from freight.stage import LockedPackage
-
 from conftest import webapp_manifest
+
+from freight.build import package
+from freight.common.errors import FreightError, UsageError
+from freight.manifest import load as manifest
+from freight.manifest import lock
+from freight.manifest.lock import LockedPackage
+from freight.model.owners import Owners
+from freight.model.runsettings import merge_run
 
 
 def _lock_for(m: manifest.Manifest) -> lock.Lock:
@@ -98,15 +100,15 @@ def test_run_merge_derivative_wins_and_lists_merge() -> None:
         "read_only": True,
     }
     derived = {"environment": {"MODE": "prod"}, "state": ["/var/log/app", "/var/lib/app"], "limits": {"memory": "1G"}, "read_only": False}
-    assert manifest.merge_run(base, derived) == {
+    assert merge_run(base, derived) == {
         "command": ["/usr/bin/httpd", "-f"],
         "environment": {"LANG": "C", "MODE": "prod"},
         "state": ["/var/lib/app", "/var/log/app"],
         "limits": {"memory": "1G", "tasks": 64},
         "read_only": False,
     }
-    assert manifest.merge_run(base, {"command": ["/bin/sh"]})["command"] == ["/bin/sh"]
-    assert "command" not in manifest.merge_run(base, {"boot": True})
+    assert merge_run(base, {"command": ["/bin/sh"]})["command"] == ["/bin/sh"]
+    assert "command" not in merge_run(base, {"boot": True})
     assert base["environment"] == {"LANG": "C", "MODE": "dev"}  # the base is left alone
 
 
@@ -157,7 +159,7 @@ def _mktree(root: Path) -> None:
 
 
 def test_tree_changes_find_new_and_changed_paths(tmp_path: Path) -> None:
-    from freight import tree
+    from freight.build import tree
 
     root = tmp_path / "root"
     _mktree(root)
@@ -189,7 +191,7 @@ def test_tree_changes_find_new_and_changed_paths(tmp_path: Path) -> None:
 
 
 def test_tree_changes_an_overlay_cannot_express(tmp_path: Path) -> None:
-    from freight import tree
+    from freight.build import tree
 
     root = tmp_path / "root"
     _mktree(root)

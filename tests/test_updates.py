@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import rpm
-
 from conftest import ROOT, Signer, copy_repo, dnf, freight, rpm_from_spec, webapp_manifest
-from freight import demorepo, updateinfo
+
+from freight.dist import demorepo
+from freight.publish import updateinfo
 
 pytestmark = pytest.mark.slow
 

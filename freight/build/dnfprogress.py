@@ -1,4 +1,4 @@
-"""dnf's download and transaction callbacks, drawn with `freight.progress`.
+"""dnf's download and transaction callbacks, drawn with `freight.common.progress`.
 
 Only the staging child imports this module: it is the one process with dnf.
 """
@@ -12,7 +12,7 @@ from typing import Any
 import dnf.callback
 import dnf.transaction
 
-from freight import progress
+from freight.common import progress
 
 log = logging.getLogger("freight.dnf")
 

@@ -20,15 +20,19 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from freight import log as flog
-from freight import package, tree
-from freight.build import BuildOptions, Staged, copy_files
-from freight.errors import FreightError, UsageError
-from freight.lock import Lock
-from freight.manifest import Manifest
-from freight.owners import Owners, RecordedOwners
-from freight.run import run
-from freight.stage import RPM_DBPATH, LockedPackage, StageRequest, fetch, install
+from freight.build import tree
+from freight.build.options import BuildOptions, Staged
+from freight.build.stage import fetch, install, request_for
+from freight.build.staging import copy_files
+from freight.common import log as flog
+from freight.common.errors import FreightError, UsageError
+from freight.common.run import run
+from freight.manifest.load import Manifest
+from freight.manifest.lock import Lock, LockedPackage
+from freight.model import paths
+from freight.model.owners import Owners, RecordedOwners
+from freight.model.paths import RPM_DBPATH
+from freight.repos.dnfsetup import DnfRequest
 
 # How many inexpressible paths a refusal names before it counts the rest.
 _SHOWN = 20
@@ -41,7 +45,7 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
         raise UsageError(f"{manifest.lock_path} pins no base container; run 'freight build --update-lock {manifest.path}'")
     with tempfile.TemporaryDirectory(prefix=f"{manifest.name}.base.", dir=buildroot.parent) as work_s:
         work = Path(work_s)
-        request = StageRequest.for_manifest(
+        request = request_for(
             manifest, work / "fetch", gpgcheck=options.gpgcheck, locked=[asdict(existing.base)] if existing and existing.base else None
         )
         base, base_rpm = _fetch_base(manifest, request)
@@ -63,7 +67,7 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
         changes = tree.Changes.between(before, tree.snapshot(image, before))
         if changes.inexpressible:
             raise UsageError(_refusal(manifest, base, changes.inexpressible))
-        overlay_root = buildroot / package.overlay_dir(manifest.name).lstrip("/")
+        overlay_root = buildroot / paths.overlay_dir(manifest.name).lstrip("/")
         overlay_root.mkdir(parents=True)
         tree.copy_out(image, changes.changed, overlay_root)
         flog.step("The layer adds or changes %d of %d paths", len(changes.changed), len(before))
@@ -78,7 +82,7 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
     )
 
 
-def _fetch_base(manifest: Manifest, request: StageRequest) -> tuple[LockedPackage, Path]:
+def _fetch_base(manifest: Manifest, request: DnfRequest) -> tuple[LockedPackage, Path]:
     """The base container's package: the locked one, else the newest that satisfies base_version."""
     requirement = manifest.base_requirement
     assert requirement is not None
@@ -98,14 +102,14 @@ def _lay_down(base: LockedPackage, rpm_file: Path, name: str, root: Path) -> Pat
 
     No dependencies and no scriptlets: the build machine is not a host. rpm names
     owners with ROOT's /etc/passwd, which does not exist, so the files then get
-    the owners the base recorded (freight.owners), as the
+    the owners the base recorded (freight.model.owners), as the
     host hook gives them. The signature was checked by dnf when the package was fetched."""
     env = {"RPM_FORCE_DEBIAN": "1"}
     run(["rpm", "-i", "--root", root, "--dbpath", RPM_DBPATH, "--nodeps", "--noscripts", "--nosignature", rpm_file], env=env)
-    image = root / package.image_dir(name).lstrip("/")
+    image = root / paths.image_dir(name).lstrip("/")
     if not image.is_dir():
-        raise FreightError(f"{rpm_file}: {base.nevra} holds no image at {package.image_dir(name)}; is it a freight container?")
-    RecordedOwners.load(root / package.meta_dir(name).lstrip("/")).apply(image)
+        raise FreightError(f"{rpm_file}: {base.nevra} holds no image at {paths.image_dir(name)}; is it a freight container?")
+    RecordedOwners.load(root / paths.meta_dir(name).lstrip("/")).apply(image)
     return image
 
 

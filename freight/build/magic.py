@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from freight.dirs import cache_dir
-from freight.run import run
+from freight.common.dirs import cache_dir
+from freight.common.run import run
 
 ELF_MAGIC = """\
 # freight: the ELF rules rpmbuild needs for file colouring, nothing else.

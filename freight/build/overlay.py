@@ -9,12 +9,15 @@ derivative that also installs packages is a layer: freight.layer.)
 
 from __future__ import annotations
 
-from freight import log as flog
-from freight import package
-from freight.build import BuildOptions, BuildResult, Stamp, copy_files, inputs_digest, rpm_path_for, staging, write_metadata
-from freight.errors import UsageError
-from freight.manifest import Manifest
-from freight.owners import Owners
+from freight.build import package
+from freight.build.options import BuildOptions, BuildResult
+from freight.build.staging import copy_files, staging, write_metadata
+from freight.build.stamp import Stamp, inputs_digest, rpm_path_for
+from freight.common import log as flog
+from freight.common.errors import UsageError
+from freight.manifest.load import Manifest
+from freight.model import paths
+from freight.model.owners import Owners
 
 ARCH = "noarch"  # configuration files only
 
@@ -27,7 +30,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     if not options.force and options.keep_stage is None and Stamp.current(rpm_path, digest):
         return BuildResult(rpm=rpm_path, up_to_date=True, lock=None)
     with staging(manifest, options) as buildroot:
-        overlay_root = buildroot / package.overlay_dir(manifest.name).lstrip("/")
+        overlay_root = buildroot / paths.overlay_dir(manifest.name).lstrip("/")
         overlay_root.mkdir(parents=True)
         copy_files(manifest, overlay_root)
         write_metadata(manifest, buildroot, None)

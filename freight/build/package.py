@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-import jinja2
+from freight import __version__
+from freight.common import progress
+from freight.common.errors import FreightError
+from freight.common.run import run
+from freight.common.templates import render
+from freight.manifest.load import Manifest
+from freight.manifest.lock import LockedPackage
+from freight.model import capabilities
+from freight.model.owners import FILE_NAME as OWNERS_FILE
+from freight.model.owners import Owners, RecordedOwners
+from freight.model.paths import IMAGES_DIR, META_DIR, OVERLAYS_DIR, image_dir, meta_dir, overlay_dir
 
-from freight import __version__, capabilities, progress
-from freight.errors import FreightError
-from freight.manifest import Manifest
-from freight.owners import FILE_NAME as OWNERS_FILE
-from freight.owners import Owners, RecordedOwners
-from freight.run import run
-from freight.stage import LockedPackage
-
-IMAGES_DIR = "/var/lib/freight/images"
-OVERLAYS_DIR = "/var/lib/freight/overlays"
-META_DIR = "/usr/share/freight/containers"
 # zstd at its default level, on all cores: the floor freight is measured against is `zstd -T0`.
 PAYLOAD = "w3T0.zstdio"
 BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
@@ -36,37 +35,6 @@ BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
 # do not reach the file lookup (checked with rpm 4.18): such names are refused.
 _UNLISTABLE = '"\\\n\r[]*?{}'
 _UNLISTABLE_RE = re.compile("[" + re.escape(_UNLISTABLE) + "]")
-
-
-def image_dir(name: str) -> str:
-    return f"{IMAGES_DIR}/{name}"
-
-
-def overlay_dir(name: str) -> str:
-    return f"{OVERLAYS_DIR}/{name}"
-
-
-def meta_dir(name: str) -> str:
-    return f"{META_DIR}/{name}"
-
-
-def templates_dir() -> Path:
-    """`$FREIGHT_TEMPLATES`, the source tree's `templates/`, or the installed copy."""
-    candidates = [os.environ.get("FREIGHT_TEMPLATES"), Path(__file__).resolve().parent.parent / "templates", "/usr/share/freight/templates"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "container.spec.j2").exists():
-            return Path(candidate)
-    raise FreightError("freight's templates are missing (looked in $FREIGHT_TEMPLATES, the source tree and /usr/share/freight/templates)")
-
-
-def render(template: str, **context: object) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    return env.get_template(template).render(**context)
 
 
 def _quote(rel: str) -> str:
@@ -86,7 +54,7 @@ class Listed(NamedTuple):
 
 def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: RecordedOwners) -> Listed:
     """List every path under the buildroot; return how many, and how many carry capabilities.
-    Owners are named as OWNERS says and noted in RECORDED (see freight.owners), file
+    Owners are named as OWNERS says and noted in RECORDED (see freight.model.owners), file
     capabilities with `%caps()`.
 
     Top-down, each folder's files (and symlinks to folders) in name order before its
@@ -241,7 +209,7 @@ def _record_owners(manifest: Manifest, buildroot: Path, recorded: RecordedOwners
 
 
 def _magic_db() -> str:
-    """The libmagic database rpmbuild classifies files with (see freight.magic)."""
-    from freight.magic import small_magic_db
+    """The libmagic database rpmbuild classifies files with (see freight.build.magic)."""
+    from freight.build.magic import small_magic_db
 
     return str(small_magic_db())

@@ -6,7 +6,7 @@ it is imported, dnf reloads them, and `rpm.addMacro()` in the parent does not
 survive that (on Debian the database would land in `ROOT/root/.rpmdb`). The
 child also keeps dnf's memory and signal handling away from the build.
 
-The parent calls `install()`; the child is `python -m freight.stage REQUEST`.
+The parent calls `install()`; the child is `python -m freight.build.stage REQUEST`.
 """
 
 from __future__ import annotations
@@ -17,88 +17,37 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from freight import log as flog
-from freight.dirs import cache_dir
-from freight.errors import FreightError, UsageError
-from freight.run import CommandError, run
+from freight.common import log as flog
+from freight.common.dirs import cache_dir
+from freight.common.errors import FreightError, UsageError
+from freight.common.run import CommandError, run
+from freight.manifest.lock import LockedPackage
+from freight.model.paths import RPM_DBPATH
+from freight.repos.dnfsetup import DnfRequest, open_base
 
 if TYPE_CHECKING:
-    from freight.manifest import Manifest
+    from freight.manifest.load import Manifest
 
-log = logging.getLogger("freight.stage")
+log = logging.getLogger("freight.build.stage")
 
-# Where a container's rpm database lives (upstream rpm's default since 4.16).
-# Debian's rpm would put it in ~/.rpmdb, so every rpm call on a staging root or
-# image names it explicitly.
-RPM_DBPATH = "/usr/lib/sysimage/rpm"
-
-
-@dataclass
-class LockedPackage:
-    name: str
-    epoch: int
-    version: str
-    release: str
-    arch: str
-    repo: str
-    checksum: str  # "sha256:HEX", as the repository metadata states it
-    buildtime: int
-
-    @property
-    def nevra(self) -> str:
-        epoch = f"{self.epoch}:" if self.epoch else ""
-        return f"{self.name}-{epoch}{self.version}-{self.release}.{self.arch}"
-
-    @property
-    def evr(self) -> str:
-        epoch = f"{self.epoch}:" if self.epoch else ""
-        return f"{epoch}{self.version}-{self.release}"
-
-
-@dataclass
-class StageRequest:
-    """Everything the child needs; sent as JSON so the child imports no manifest code."""
-
-    root: str
-    cachedir: str
-    repos: list[dict[str, Any]]
-    packages: list[str]
-    exclude: list[str] = field(default_factory=list)
-    install_weak_deps: bool = False
-    releasever: str | None = None
-    arch: str | None = None
-    gpgcheck: bool = True
-    locked: list[dict[str, Any]] | None = None
-    verbosity: int = flog.NORMAL
-    # The root already holds a system with its own rpm database (a base container's
-    # image, for a layer): dnf loads it as the installed system, resolves against what
-    # is there and adds to it.
-    on_installed: bool = False
-    # Only download and verify `packages`, each "NAME" or "NAME OP EVR" (the newest
-    # match, or the locked one): no dependencies, nothing installed. See fetch().
-    fetch_only: bool = False
-
-    @classmethod
-    def for_manifest(cls, manifest: Manifest, root: Path, **options: Any) -> StageRequest:
-        """The dnf setup a manifest asks for: its repositories and resolution options only."""
-        return cls(
-            root=str(root),
-            cachedir=str(cache_dir()),
-            repos=[asdict(r) for r in manifest.repos],
-            packages=manifest.packages,
-            exclude=manifest.data.get("exclude", []),
-            install_weak_deps=manifest.data["install_weak_deps"],
-            releasever=manifest.data.get("releasever"),
-            arch=manifest.data.get("arch"),
-            verbosity=flog.log.getEffectiveLevel(),
-            **options,
-        )
+def request_for(manifest: Manifest, root: Path, **options: Any) -> DnfRequest:
+    """The dnf setup a manifest asks for: its repositories and resolution options only."""
+    return DnfRequest(
+        root=str(root),
+        cachedir=str(cache_dir()),
+        repos=[asdict(r) for r in manifest.repos],
+        packages=manifest.packages,
+        exclude=manifest.data.get("exclude", []),
+        install_weak_deps=manifest.data["install_weak_deps"],
+        releasever=manifest.data.get("releasever"),
+        arch=manifest.data.get("arch"),
+        verbosity=flog.log.getEffectiveLevel(),
+        **options,
+    )
 
 
 @dataclass(frozen=True)
@@ -109,13 +58,13 @@ class Installed:
     newest_file_time: int  # the latest file time any package in the root's rpm database records (see newest_file_time)
 
 
-def install(request: StageRequest) -> Installed:
+def install(request: DnfRequest) -> Installed:
     """Run dnf in a child process; return what it installed."""
     result = _run_child(request)
     return Installed([LockedPackage(**p) for p in result["packages"]], result["newest_file_time"])
 
 
-def fetch(request: StageRequest) -> list[tuple[LockedPackage, Path]]:
+def fetch(request: DnfRequest) -> list[tuple[LockedPackage, Path]]:
     """Download REQUEST's packages, signature-checked as for an install; return each with its file.
 
     A layer needs its base container's package as a file, to lay its image down
@@ -125,8 +74,8 @@ def fetch(request: StageRequest) -> list[tuple[LockedPackage, Path]]:
     return [(LockedPackage(**p), Path(f)) for p, f in zip(result["packages"], result["files"])]
 
 
-def _run_child(request: StageRequest) -> dict[str, Any]:
-    """Run `python -m freight.stage` on REQUEST; return its result document.
+def _run_child(request: DnfRequest) -> dict[str, Any]:
+    """Run `python -m freight.build.stage` on REQUEST; return its result document.
 
     The child's errors come back as a JSON file, so they keep their class
     (a manifest problem exits 2, a broken repository 1) and their message.
@@ -141,7 +90,7 @@ def _run_child(request: StageRequest) -> dict[str, Any]:
         req.write_text(json.dumps(asdict(request)))
         try:
             run(
-                [sys.executable, "-m", "freight.stage", req, res],
+                [sys.executable, "-m", "freight.build.stage", req, res],
                 env={"HOME": str(home), "PYTHONPATH": _package_parent()},
                 capture=False,
             )
@@ -155,8 +104,8 @@ def _run_child(request: StageRequest) -> dict[str, Any]:
 
 
 def _package_parent() -> str:
-    """Make `python -m freight.stage` find this very freight, installed or not."""
-    parent = str(Path(__file__).resolve().parent.parent)
+    """Make `python -m freight.build.stage` find this very freight, installed or not."""
+    parent = str(Path(__file__).resolve().parents[2])
     existing = os.environ.get("PYTHONPATH")
     return f"{parent}:{existing}" if existing else parent
 
@@ -164,38 +113,10 @@ def _package_parent() -> str:
 # --- the child ---------------------------------------------------------------
 
 
-@contextmanager
-def loaded_base(setup: Callable[[Any], None], system_repo: bool = False, whose: str = "") -> Iterator[Any]:
-    """A dnf Base that SETUP configured, with its repositories' metadata loaded; closed afterwards.
-
-    Every dnf freight opens goes through here (staging, repository queries,
-    the host's own configuration), so a repository that cannot be read gives
-    one kind of error. With SYSTEM_REPO, the installroot's rpm database counts
-    as installed; WHOSE names the configuration in that error ("the host's ")."""
-    import dnf
+def _child(request: DnfRequest) -> dict[str, Any]:
     import dnf.exceptions
 
-    base = dnf.Base()
-    try:
-        setup(base)
-        try:
-            base.fill_sack(load_system_repo=system_repo)
-        except dnf.exceptions.RepoError as exc:
-            raise FreightError(f"cannot read {whose}repository metadata: {exc}") from None
-        yield base
-    finally:
-        base.close()
-
-
-def open_base(request: StageRequest, system_repo: bool = False) -> AbstractContextManager[Any]:
-    """A dnf Base with only REQUEST's repositories (see configure), their metadata loaded."""
-    return loaded_base(lambda base: configure(base, request), system_repo)
-
-
-def _child(request: StageRequest) -> dict[str, Any]:
-    import dnf.exceptions
-
-    from freight.dnfprogress import DownloadProgress, TransactionProgress
+    from freight.build.dnfprogress import DownloadProgress, TransactionProgress
 
     with open_base(request, system_repo=request.on_installed) as base:
         pkgs = _pick(base, request) if request.fetch_only else _resolve(base, request)
@@ -225,7 +146,7 @@ def _child(request: StageRequest) -> dict[str, Any]:
     return {"packages": [asdict(p) for p in locked], "newest_file_time": newest}
 
 
-def _resolve(base: Any, request: StageRequest) -> list[Any]:
+def _resolve(base: Any, request: DnfRequest) -> list[Any]:
     """Mark the request's packages (or exactly the locked ones) and resolve: what dnf will install."""
     import dnf.exceptions
 
@@ -244,7 +165,7 @@ def _resolve(base: Any, request: StageRequest) -> list[Any]:
     return pkgs
 
 
-def _pick(base: Any, request: StageRequest) -> list[Any]:
+def _pick(base: Any, request: DnfRequest) -> list[Any]:
     """The packages to fetch: the locked ones, else the newest match of each "NAME [OP EVR]"."""
     if request.locked is not None:
         return _find_locked(base, request.locked)
@@ -258,49 +179,6 @@ def _pick(base: Any, request: StageRequest) -> list[Any]:
             raise UsageError(f"{spec} is ambiguous: {', '.join(map(str, matches))}; set the manifest's arch")
         pkgs += matches
     return pkgs
-
-
-def configure(base: Any, request: StageRequest) -> None:
-    """Only the manifest's repositories, and nothing read from the host's dnf setup."""
-    import dnf.rpm
-
-    conf = base.conf
-    cachedir = Path(request.cachedir)
-    for sub in ("dnf", "log", "persist"):
-        (cachedir / sub).mkdir(parents=True, exist_ok=True)
-    conf.installroot = request.root
-    conf.cachedir = str(cachedir / "dnf")
-    conf.logdir = str(cachedir / "log")
-    conf.persistdir = str(cachedir / "persist")
-    conf.reposdir = []
-    conf.varsdir = []
-    conf.pluginconfpath = []
-    conf.install_weak_deps = request.install_weak_deps
-    conf.gpgcheck = request.gpgcheck
-    conf.assumeyes = True
-    conf.excludepkgs = list(request.exclude)
-    if request.releasever:
-        conf.substitutions["releasever"] = request.releasever
-    for key in [k for k, v in conf.substitutions.items() if v is None]:
-        del conf.substitutions[key]  # an installroot without a release package has no $releasever
-    if request.arch:
-        conf.arch = request.arch
-        conf.substitutions["arch"] = request.arch
-        conf.substitutions["basearch"] = dnf.rpm.basearch(request.arch)
-    conf.keepcache = True  # downloaded packages stay in freight's cache for the next build
-    for spec in request.repos:
-        repo = base.repos.add_new_repo(
-            spec["name"],
-            conf,
-            baseurl=[spec["baseurl"]],
-            gpgkey=[spec["gpgkey"]] if spec.get("gpgkey") else [],
-            gpgcheck=request.gpgcheck and spec["gpgcheck"],
-            skip_if_unavailable=False,
-        )
-        # What `dnf --refresh` does: metadata_expire=0 alone trusts a cache made in the
-        # same second (its age, 0, is not over 0), and a locked build must see a package
-        # that left the repository. Unchanged metadata is still not downloaded again.
-        repo._repo.expire()
 
 
 def _select(base: Any, specs: list[str]) -> None:
@@ -464,7 +342,7 @@ def _checkpoint_rpmdb(db: Path) -> None:
 
 def _main(argv: list[str]) -> int:
     request_path, result_path = Path(argv[0]), Path(argv[1])
-    request = StageRequest(**json.loads(request_path.read_text()))
+    request = DnfRequest(**json.loads(request_path.read_text()))
     flog.setup(request.verbosity)
     try:
         result = _child(request)

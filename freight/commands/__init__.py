@@ -1,9 +1,52 @@
-"""freight's subcommands, one module per command family.
+"""freight's subcommands: a table here, one module per command family.
 
-Each module has `add_parser(subparsers, common)`, which adds its commands and
-sets `func` to a handler taking the parsed arguments and returning an exit code.
+The table names every command, the module that defines it and its one-line
+summary, so `freight --help` and `freight --version` import no command at all
+and a command imports only its own module; each module imports what its
+handler runs only when it runs. Each module has `add_parser(subparsers,
+common)`, which adds its commands (with `add` below) and sets `func` to a
+handler taking the parsed arguments and returning an exit code.
 """
 
-from freight.commands import build, host, key, publish, repo_file, schema, sign, updates, verify
+from __future__ import annotations
 
-COMMANDS = [build, key, sign, publish, verify, repo_file, updates, schema, host]
+import argparse
+from typing import Any, NamedTuple
+
+# Which freight package ships what a command runs: a host has freight-host only.
+BUILD_SIDE = "freight"
+HOST_SIDE = "freight-host"
+
+
+class Command(NamedTuple):
+    module: str  # freight.commands.MODULE defines it
+    summary: str
+    side: str  # the package that ships what it runs
+
+
+COMMANDS: dict[str, Command] = {
+    "build": Command("build", "build a container RPM from a manifest", BUILD_SIDE),
+    "key": Command("key", "manage the signing keyring", BUILD_SIDE),
+    "sign": Command("sign", "sign RPMs with rpmsign", BUILD_SIDE),
+    "publish": Command("publish", "write (signed) yum repository metadata for a folder of RPMs", BUILD_SIDE),
+    "verify": Command("verify", "verify RPM signatures strictly, or an installed container's files", BUILD_SIDE),
+    "repo-file": Command("repo_file", "print a .repo file for hosts (gpgcheck and repo_gpgcheck on)", BUILD_SIDE),
+    "outdated": Command("updates", "list locked packages that have newer versions", BUILD_SIDE),
+    "affected": Command("updates", "list container packages that bundle a (vulnerable) package", BUILD_SIDE),
+    "schema": Command("schema", "print the manifest JSON Schema", BUILD_SIDE),
+    "list": Command("host", "list installed containers and their machines", HOST_SIDE),
+    "start": Command("host", "start a container's machine", HOST_SIDE),
+    "stop": Command("host", "stop a container's machine", HOST_SIDE),
+    "restart": Command("host", "restart a machine (onto its image's newest snapshot)", HOST_SIDE),
+    "enable": Command("host", "start a machine at boot", HOST_SIDE),
+    "disable": Command("host", "do not start a machine at boot", HOST_SIDE),
+    "status": Command("host", "show one machine", HOST_SIDE),
+    "purge": Command("host", "remove the state a removed container left", HOST_SIDE),
+    "rollback": Command("host", "restart a machine on its image's previous snapshot", HOST_SIDE),
+    "instance": Command("host", "make and remove machines no package owns", HOST_SIDE),
+}
+
+
+def add(sub: argparse._SubParsersAction, name: str, common: argparse.ArgumentParser, **kwargs: Any) -> argparse.ArgumentParser:
+    """The parser of the command NAME, with its summary from the table and the common options."""
+    return sub.add_parser(name, parents=[common], help=COMMANDS[name].summary, **kwargs)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from freight import manifest
-from freight.build import BuildOptions, build
+from freight.commands import add
 from freight.commands.common import add_passphrase_option, signing_key
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "build",
-        parents=[common],
-        help="build a container RPM from a manifest",
+        common,
         description=(
             "Install the manifest's packages with dnf into a staging root and wrap that root "
             "into the RPM container-NAME. The first build writes MANIFEST.lock beside the manifest "
@@ -34,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def _build(args: argparse.Namespace) -> int:
+    from freight.build.pipeline import BuildOptions, build
+    from freight.manifest import load as manifest
+
     m = manifest.load(args.manifest)
     key = signing_key(args.sign, args) if args.sign else None  # fail before the build, not after it
     result = build(

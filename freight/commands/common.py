@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from freight import keys
-from freight.errors import UsageError
+from freight.common.errors import UsageError
+
+if TYPE_CHECKING:
+    from freight.trust import keys
 
 SIGN_KEY_ENV = "FREIGHT_SIGN_KEY"
 PASSPHRASE_ENV = "FREIGHT_PASSPHRASE_FILE"
@@ -31,6 +34,8 @@ def passphrase_file(args: argparse.Namespace) -> Path | None:
 
 def signing_key(keyid: str | None, args: argparse.Namespace) -> keys.SigningKey:
     """KEYID, else $FREIGHT_SIGN_KEY, else the keyring's only secret key; checked to sign without a prompt."""
+    from freight.trust import keys
+
     keyid = keyid or os.environ.get(SIGN_KEY_ENV)
     if not keyid:
         secret = [k for k in keys.list_keys() if k.secret and k.can_sign]

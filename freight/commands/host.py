@@ -13,54 +13,50 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from freight import log as flog
-from freight.errors import FreightError, UsageError
+from freight.commands import COMMANDS, add
+from freight.common import log as flog
+from freight.common.errors import FreightError, UsageError
 
 if TYPE_CHECKING:
     from freight.host.context import Host
 
-CONTROL = {
-    "start": "start a container's machine",
-    "stop": "stop a container's machine",
-    "restart": "restart a machine (onto its image's newest snapshot)",
-    "enable": "start a machine at boot",
-    "disable": "do not start a machine at boot",
-}
+CONTROL = ("start", "stop", "restart", "enable", "disable")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "list",
-        parents=[common],
-        help="list installed containers and their machines",
+        common,
         description="List the container images installed on this host and their instances: version, state, storage, addresses.",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_list)
 
-    for verb, text in CONTROL.items():
-        p = sub.add_parser(verb, parents=[common], help=text, description=f"{text[0].upper()}{text[1:]} (systemd-nspawn@NAME.service, through D-Bus).")
+    for verb in CONTROL:
+        text = COMMANDS[verb].summary
+        p = add(sub, verb, common, description=f"{text[0].upper()}{text[1:]} (systemd-nspawn@NAME.service, through D-Bus).")
         p.add_argument("name", metavar="NAME", help="the instance (the container's name for its default instance)")
         p.set_defaults(func=_control, verb=verb)
 
-    p = sub.add_parser("status", parents=[common], help="show one machine", description="Show an instance: unit state, version, storage, state paths, addresses.")
+    p = add(sub, "status", common, description="Show an instance: unit state, version, storage, state paths, addresses.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_status)
 
-    p = sub.add_parser(
+    p = add(
+        sub,
         "purge",
-        parents=[common],
-        help="remove the state a removed container left",
+        common,
         description="Remove for good the state paths of NAME, which 'dnf remove' keeps. The container must be removed first.",
     )
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=_purge)
 
-    p = sub.add_parser(
+    p = add(
+        sub,
         "rollback",
-        parents=[common],
-        help="restart a machine on its image's previous snapshot",
+        common,
         description=(
             "Restart NAME on the snapshot its image kept before the one it runs, in seconds, and keep it there "
             "until the next package change or 'freight instance unpin NAME'. The package stays at its version: "
@@ -70,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=_rollback)
 
-    p = sub.add_parser("instance", parents=[common], help="make and remove machines no package owns", description="Make, remove and unpin instances.")
+    p = add(sub, "instance", common, description="Make, remove and unpin instances.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     v = verbs.add_parser("create", parents=[common], help="a new machine of an installed image or derivative", description="Make the machine NEWNAME from IMAGE's current snapshot (a derivative: with its overlay). No package owns it; writes in it stay in it.")
     v.add_argument("image", metavar="IMAGE")

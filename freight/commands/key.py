@@ -9,17 +9,18 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from freight import keys
-from freight import log as flog
-from freight.files import write_atomic
+from freight.commands import add
 from freight.commands.common import add_passphrase_option, passphrase_file
+from freight.common import log as flog
+from freight.common.files import write_atomic
+from freight.trust import keys
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "key",
-        parents=[common],
-        help="manage the signing keyring",
+        common,
         description=(
             "freight's keyring is $FREIGHT_GNUPGHOME, else $GNUPGHOME, else ~/.local/share/freight/gnupg. "
             "gpg runs in batch mode: a pass-phrase comes from a file or gpg-agent's cache, never a prompt."

@@ -6,21 +6,22 @@ import argparse
 import os
 from pathlib import Path
 
-from freight import log as flog
-from freight import publish
+from freight.commands import add
 from freight.commands.common import SIGN_KEY_ENV, add_passphrase_option, signing_key
+from freight.common import log as flog
+from freight.publish.files import KEY_FILE
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "publish",
-        parents=[common],
-        help="write (signed) yum repository metadata for a folder of RPMs",
+        common,
         description=(
             "Write repodata/ for the RPMs in DIR with createrepo_c. Unchanged packages are not read "
             "again; the new metadata replaces the old in one step; concurrent publishes of DIR wait "
             "for each other. With a signing key, repomd.xml.asc is written and the public key is "
-            f"placed in DIR as {publish.KEY_FILE}."
+            f"placed in DIR as {KEY_FILE}."
         ),
     )
     p.add_argument("folder", type=Path, metavar="DIR")
@@ -33,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from freight.publish import repository as publish
+
     keyid = args.sign_key or os.environ.get(SIGN_KEY_ENV)
     key = signing_key(keyid, args) if keyid else None
     flog.step("Publishing %s", args.folder)

@@ -8,19 +8,19 @@ import sys
 from urllib.parse import urlparse
 
 from freight import __version__
-from freight.errors import UsageError
-from freight.package import render
-from freight.publish import KEY_FILE
+from freight.commands import add
+from freight.common.errors import UsageError
+from freight.publish.files import KEY_FILE
 
 _REPO_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 _SCHEMES = ("http", "https", "ftp", "file")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "repo-file",
-        parents=[common],
-        help="print a .repo file for hosts (gpgcheck and repo_gpgcheck on)",
+        common,
         description=(
             "Print a dnf .repo file for a published repository, with gpgcheck=1, repo_gpgcheck=1 "
             f"and gpgkey pointing at the {KEY_FILE} that 'freight publish --sign-key' put there."
@@ -41,6 +41,8 @@ def _repo_file(args: argparse.Namespace) -> int:
             raise UsageError(f"{option} {url!r}: expected an absolute {', '.join(_SCHEMES)} URL")
     if args.description is not None and ("\n" in args.description or not args.description.strip()):
         raise UsageError("--description: one line of text")
+    from freight.common.templates import render
+
     baseurl = args.baseurl.rstrip("/")
     sys.stdout.write(
         render(

@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
-from freight.schema import MANIFEST_SCHEMA
+from freight.commands import add
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "schema",
-        parents=[common],
-        help="print the manifest JSON Schema",
+        common,
         description="Print the JSON Schema of the manifest format, for editors and linters.",
     )
     p.set_defaults(func=_schema)
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from freight.manifest.schema import MANIFEST_SCHEMA
+
     print(json.dumps(MANIFEST_SCHEMA, indent=2))
     return 0

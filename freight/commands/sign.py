@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from freight import rpmfile, sign, verify
+from freight.commands import add
 from freight.commands.common import add_passphrase_option, signing_key
-from freight.errors import FreightError
+from freight.common.errors import FreightError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "sign",
-        parents=[common],
-        help="sign RPMs with rpmsign",
+        common,
         description=(
             "Check each RPM's contents (digests, and a container's embedded manifest), sign it in "
             "place with rpmsign (the file is replaced whole), then check the signature as "
@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from freight.trust import rpmfile, sign, verify
+
     key = signing_key(args.key, args)
     for path in args.rpms:
         rpmfile.require_rpm(path)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
-from freight import affected, manifest, outdated
-from freight.errors import UsageError
+from freight.common.errors import UsageError
+
+# As `dnf check-update`: 0 nothing to do, 100 a rebuild (or an update) is due, 1 an error.
+REBUILD_DUE = 100
+from freight.commands import add
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "outdated",
-        parents=[common],
-        help="list locked packages that have newer versions",
+        common,
         description=(
             "Compare each manifest's lock with the newest packages in its repositories and list every "
             "package with a newer version, marking security fixes from the repositories' advisories. "
@@ -33,10 +36,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=_outdated)
 
-    a = sub.add_parser(
+    a = add(
+        sub,
         "affected",
-        parents=[common],
-        help="list container packages that bundle a (vulnerable) package",
+        common,
         description=(
             "Search repositories for container packages that bundle a package (below a version), or a "
             "package version an advisory names as vulnerable to a CVE. Only metadata is read. "
@@ -61,18 +64,21 @@ def _outdated(args: argparse.Namespace) -> int:
         raise UsageError("--root and --dnf-config go with --host")
     if not args.manifests:
         raise UsageError("name at least one MANIFEST, or --host")
+    from freight.manifest import load as manifest
+    from freight.updates import outdated
+
     reports = [outdated.check(manifest.load(path)) for path in args.manifests]
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     else:
         print(outdated.render(reports))
-    return outdated.REBUILD_DUE if any(r.packages for r in reports) else 0
+    return REBUILD_DUE if any(r.packages for r in reports) else 0
 
 
 def _outdated_host(args: argparse.Namespace) -> int:
     if args.manifests:
         raise UsageError("--host checks the installed containers: name no MANIFEST with it")
-    from freight import hostoutdated
+    from freight.host import outdated as hostoutdated
 
     reports = hostoutdated.check(_host_view(args.root), args.dnf_config)
     if args.json:
@@ -81,12 +87,14 @@ def _outdated_host(args: argparse.Namespace) -> int:
         print(hostoutdated.render(reports))
     if any(r.error for r in reports) and not any(r.due for r in reports):
         return 1
-    return outdated.REBUILD_DUE if any(r.due for r in reports) else 0
+    return REBUILD_DUE if any(r.due for r in reports) else 0
 
 
 def _affected(args: argparse.Namespace) -> int:
     if args.below and not args.package:
         raise UsageError("--below goes with --package")
+    from freight.updates import affected
+
     hits = affected.find(args.repos, package=args.package, below=args.below, cve=args.cve)
     if args.json:
         print(json.dumps([h.to_json() for h in hits], indent=2))
@@ -94,11 +102,11 @@ def _affected(args: argparse.Namespace) -> int:
         print("\n".join(h.describe() for h in hits))
     else:
         print("no container package is affected")
-    return outdated.REBUILD_DUE if hits else 0
+    return REBUILD_DUE if hits else 0
 
 
 def _host_view(root: Path | None) -> Any:
-    """The host's view (freight.installed), imported only when asked for: it needs freight-host."""
-    from freight.installed import HostView
+    """The host's view (freight.host.installed), imported only when asked for: it needs freight-host."""
+    from freight.host.installed import HostView
 
     return HostView.open(root)

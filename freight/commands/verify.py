@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
-from freight import log as flog
-from freight import verify
-from freight.errors import UsageError
+from freight.commands import add
+from freight.common import log as flog
+from freight.common.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+    p = add(
+        sub,
         "verify",
-        parents=[common],
-        help="verify RPM signatures strictly",
+        common,
         description=(
             "Exit 0 only when every package carries a valid signature from a trusted key (freight's "
             "keyring, the --key files, or the rpm database's imported keys), its header and payload "
@@ -40,6 +40,8 @@ def _verify(args: argparse.Namespace) -> int:
         raise UsageError("--root goes with --installed")
     if not args.rpms:
         raise UsageError("name at least one RPM, or --installed NAME")
+    from freight.trust import verify
+
     trusted = verify.trusted_keys(args.keys, freight_keyring=not args.no_keyring)
     verdicts = verify.verify(args.rpms, trusted)
     if args.json:
@@ -55,10 +57,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _verify_installed(args: argparse.Namespace) -> int:
-    """Files changed in an installed image, by both rpm databases (see freight.verifyinstalled)."""
+    """Files changed in an installed image, by both rpm databases (see freight.host.verify)."""
     if args.rpms:
         raise UsageError("--installed checks an installed container: name no RPM with it")
-    from freight import verifyinstalled
+    from freight.host import verify as verifyinstalled
 
     verdict = verifyinstalled.check(_host_view(args.root), args.installed)
     print(json.dumps(verdict.to_json(), indent=2) if args.json else verdict.render())
@@ -66,7 +68,7 @@ def _verify_installed(args: argparse.Namespace) -> int:
 
 
 def _host_view(root: Path | None) -> Any:
-    """The host's view (freight.installed), imported only when asked for: it needs freight-host."""
-    from freight.installed import HostView
+    """The host's view (freight.host.installed), imported only when asked for: it needs freight-host."""
+    from freight.host.installed import HostView
 
     return HostView.open(root)

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from freight import log as flog
+from freight.common import log as flog
 
-log = logging.getLogger("freight.progress")
+log = logging.getLogger("freight.common.progress")
 
 
 def _bars_wanted() -> bool:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from freight.errors import FreightError
+from freight.common.errors import FreightError
 
-log = logging.getLogger("freight.run")
+log = logging.getLogger("freight.common.run")
 
 
 class CommandError(FreightError):

@@ -3,7 +3,7 @@
 freight needs no network to show what it does: `make demo` and the test suite
 build their repositories from `specs/` with the real rpmbuild and createrepo_c.
 
-    python -m freight.demorepo OUTDIR [SPEC...] [-D NAME=VALUE...]
+    python -m freight.dist.demorepo OUTDIR [SPEC...] [-D NAME=VALUE...]
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from freight import log as flog
-from freight.errors import FreightError
-from freight.run import run
+from freight.common import log as flog
+from freight.common.errors import FreightError
+from freight.common.run import run
 
-DEMO_SPECS = Path(__file__).resolve().parent.parent / "specs" / "demo"
+DEMO_SPECS = Path(__file__).resolve().parents[2] / "specs" / "demo"
 BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
 
 
@@ -52,7 +52,7 @@ def build_rpms(spec: Path, outdir: Path, defines: Mapping[str, str] | None = Non
 
 def createrepo(outdir: Path) -> None:
     """Write repodata for every RPM in OUTDIR, the way `freight publish` does (unsigned)."""
-    from freight.publish import publish
+    from freight.publish.repository import publish
 
     publish(outdir)
 
@@ -66,7 +66,7 @@ def make_repo(outdir: Path, specs: Iterable[Path] | None = None, defines: Mappin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m freight.demorepo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m freight.dist.demorepo", description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path, help="the repository folder to write")
     parser.add_argument("specs", type=Path, nargs="*", help="spec files (default: the demo's, in specs/demo)")
     parser.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE", help="an rpm macro for every spec")

@@ -1,4 +1,4 @@
-"""freight packaged as RPMs: the source tarball, `freight` and `freight-host`.
+"""freight packaged as RPMs: the source tarball, `freight`, `freight-common` and `freight-host`.
 
 `make rpms` builds them from specs/freight.spec; the tarball holds the files
 of the source tree that git tracks or would track (so uncommitted edits are
@@ -6,8 +6,8 @@ in it, ignored build outputs are not). For the Debian test host and the
 demo, `host_repo()` adds the debian-host-provides package and writes
 repodata, so that `dnf install freight-host` works there.
 
-    python -m freight.dist rpms build/rpms
-    python -m freight.dist host-repo build/host-repo
+    python -m freight.dist.rpms rpms build/rpms
+    python -m freight.dist.rpms host-repo build/host-repo
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from freight import __version__, demorepo
-from freight import log as flog
-from freight.errors import FreightError
-from freight.run import run
+from freight import __version__
+from freight.dist import demorepo
+from freight.common import log as flog
+from freight.common.errors import FreightError
+from freight.common.run import run
 
-log = logging.getLogger("freight.dist")
+log = logging.getLogger("freight.dist.rpms")
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 SPEC = SOURCE_ROOT / "specs" / "freight.spec"
 HOST_PROVIDES_SPEC = SOURCE_ROOT / "specs" / "host" / "debian-host-provides.spec"
 
@@ -61,7 +62,7 @@ def spec_version(spec: Path = SPEC) -> str:
 
 
 def build_rpms(outdir: Path) -> list[Path]:
-    """Build `freight` and `freight-host` from the source tree into OUTDIR; return the RPMs."""
+    """Build `freight`, `freight-common` and `freight-host` from the source tree into OUTDIR; return the RPMs."""
     version = spec_version()
     if version != __version__:
         raise FreightError(f"{SPEC} says Version: {version}, but freight/__init__.py says {__version__}: make them agree")
@@ -79,14 +80,14 @@ def rpm_manages_system() -> bool:
 
 
 def host_repo(outdir: Path) -> list[Path]:
-    """A repository for a Debian test host: freight, freight-host and debian-host-provides, with repodata."""
+    """A repository for a Debian test host: freight's packages and debian-host-provides(-build), with repodata."""
     rpms = build_rpms(outdir) + demorepo.build_rpms(HOST_PROVIDES_SPEC, outdir)
     demorepo.createrepo(outdir)
     return rpms
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m freight.dist", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m freight.dist.rpms", description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["tarball", "rpms", "host-repo"])
     parser.add_argument("outdir", type=Path)
     args = parser.parse_args(argv)

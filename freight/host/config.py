@@ -22,8 +22,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from freight.errors import FreightError, UsageError
-from freight.run import CommandError, run
+from freight.common.errors import FreightError, UsageError
+from freight.common.run import CommandError, run
+from freight.model import paths
+from freight.model.paths import MANIFEST_FILE
 
 log = logging.getLogger("freight.host.config")
 
@@ -32,11 +34,11 @@ SECTION = "host"
 STORAGE_KINDS = ("zfs", "dir", "auto")
 
 _LOCATIONS = {
-    "images_dir": "/var/lib/freight/images",
+    "images_dir": paths.IMAGES_DIR,  # where container packages put their images
     "machines_dir": "/var/lib/machines",
     "lib_dir": "/var/lib/freight",
-    "containers_dir": "/usr/share/freight/containers",
-    "overlays_dir": "/var/lib/freight/overlays",  # where derivative packages put their files
+    "containers_dir": paths.META_DIR,
+    "overlays_dir": paths.OVERLAYS_DIR,  # where derivative packages put their files
     "protected_dir": "/etc/dnf/protected.d",  # dnf refuses to remove the packages named here
     "nspawn_dir": "/etc/systemd/nspawn",
     "units_dir": "/etc/systemd/system",
@@ -87,10 +89,10 @@ class HostConfig:
         return self.containers_dir / name
 
     def manifest_path(self, image: str) -> Path:
-        return self.meta_path(image) / "manifest.json"
+        return self.meta_path(image) / MANIFEST_FILE
 
     def overlay_path(self, derivative: str) -> Path:
-        """Where a derivative package put its files (see freight.overlay)."""
+        """Where a derivative package put its files (see freight.build.overlay)."""
         return self.overlays_dir / derivative
 
     def protected_path(self, instance: str) -> Path:

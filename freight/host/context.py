@@ -9,13 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from freight import lock
-from freight.errors import FreightError
+from freight.common.errors import FreightError
 from freight.host import config
 from freight.host.config import HostConfig
 from freight.host.registry import ImageRecord, InstanceRecord, Registry
 from freight.host.storage import Storage, open_storage
 from freight.host.systemd import Systemd
+from freight.model import naming
+from freight.model.paths import LOCK_FILE
 
 
 @dataclass
@@ -61,14 +62,14 @@ class Host:
         beside it does (as `freight verify` reads it too).
         """
         manifest = self.manifest(image)
-        lock_path = self.cfg.manifest_path(image).with_name("lock.json")
+        lock_path = self.cfg.manifest_path(image).with_name(LOCK_FILE)
         try:
             serial = int(json.loads(lock_path.read_text()).get("serial", 0))
         except FileNotFoundError:
             serial = 0  # an overlay package carries no lock
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise FreightError(f"{lock_path}: unreadable lock ({exc})") from None
-        return f"{manifest['version']}-{lock.release(str(manifest['release']), serial)}"
+        return f"{manifest['version']}-{naming.release(str(manifest['release']), serial)}"
 
     def image(self, name: str) -> ImageRecord:
         record = self.registry.get(ImageRecord, name)

@@ -27,7 +27,7 @@ class FreightGuard(dnf.Plugin):
         if not removals:
             return
         # Only now: every dnf command loads this plugin, and most remove no container.
-        from freight.errors import FreightError
+        from freight.common.errors import FreightError
         from freight.host import config, guard
         from freight.host.registry import InstanceRecord, Registry
 

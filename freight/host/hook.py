@@ -40,16 +40,16 @@ import logging
 import sys
 from pathlib import Path
 
-from freight import capabilities
-from freight import log as flog
-from freight.errors import FreightError, UsageError
+from freight.common import log as flog
+from freight.common.errors import FreightError, UsageError
 from freight.host import instances, manage
 from freight.host.config import choose_storage
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
-from freight.owners import RecordedOwners
+from freight.model import capabilities
+from freight.model.owners import RecordedOwners
 
 log = logging.getLogger("freight.host.hook")
 

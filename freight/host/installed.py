@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from freight.errors import FreightError, UsageError
+from freight.common.errors import FreightError, UsageError
 
 if TYPE_CHECKING:
     from freight.host.config import HostConfig
+from freight.model import naming
 
 CONTAINER_PROVIDE = "freight-container"
 
@@ -38,8 +39,7 @@ class InstalledContainer:
 
     @property
     def evr(self) -> str:
-        epoch = f"{self.epoch}:" if self.epoch else ""
-        return f"{epoch}{self.version}-{self.release}"
+        return naming.evr(self.epoch, self.version, self.release)
 
     @property
     def nevra(self) -> str:

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freight.errors import FreightError
+from freight.common.errors import FreightError
+from freight.common.run import run
 from freight.host import nspawn
 from freight.host.context import Host, state_paths
 from freight.host.registry import InstanceRecord, StateRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
-from freight.manifest import merge_run
-from freight.owners import RecordedOwners
-from freight.run import run
-from freight.stage import RPM_DBPATH
+from freight.model.owners import RecordedOwners
+from freight.model.paths import RPM_DBPATH
+from freight.model.runsettings import merge_run
 
 log = logging.getLogger("freight.host.instances")
 

@@ -17,7 +17,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from freight.errors import FreightError, UsageError
+from freight.common.errors import FreightError, UsageError
 from freight.host import instances
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord

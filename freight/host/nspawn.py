@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from freight.common.templates import render
 from freight.host.config import HostConfig
 from freight.host.undo import Undo
-from freight.package import render
 
 log = logging.getLogger("freight.host.nspawn")
 

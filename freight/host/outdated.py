@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight.errors import FreightError
-from freight.installed import HostView, InstalledContainer
-from freight.outdated import OutdatedPackage, _sort_key
-from freight.repoquery import AdvisoryInfo, advisories_of, bundled, evr, sack
-from freight.stage import StageRequest, loaded_base
+from freight.common.errors import FreightError
+from freight.host.installed import HostView, InstalledContainer
+from freight.model.paths import LOCK_FILE, MANIFEST_FILE
+from freight.repos.dnfsetup import DnfRequest, loaded_base
+from freight.repos.query import AdvisoryInfo, OutdatedPackage, advisories_of, bundled, evr, sack, version_key
 
-log = logging.getLogger("freight.hostoutdated")
+log = logging.getLogger("freight.host.outdated")
 
 DEFAULT_DNF_CONFIG = Path("/etc/dnf/dnf.conf")
 
@@ -137,7 +137,7 @@ def check(host: HostView, dnf_config: Path | None = None) -> list[HostContainerR
             newer = available.filter(name=c.package, arch=c.arch, evr__gt=c.evr)
             if not newer:
                 continue
-            newest = max(newer, key=_sort_key)
+            newest = max(newer, key=version_key)
             report.update, report.update_repo = evr(newest), newest.reponame
             report.update_bundles = bundled(newest)
             report.update_advisories = sorted({a for pkg in newer for a in advisories_of(pkg)}, key=lambda a: a.id)
@@ -152,10 +152,10 @@ def check(host: HostView, dnf_config: Path | None = None) -> list[HostContainerR
 
 def _bundled_updates(host: HostView, container: InstalledContainer) -> list[OutdatedPackage]:
     """The packages inside CONTAINER with newer versions in its manifest's repositories."""
-    manifest = host.read_meta(container.name, "manifest.json")
+    manifest = host.read_meta(container.name, MANIFEST_FILE)
     if manifest is None:
-        raise FreightError(f"{host.meta_file(container.name, 'manifest.json')} is missing: the repositories it was built from are unknown")
-    the_lock = host.read_meta(container.name, "lock.json") or {}
+        raise FreightError(f"{host.meta_file(container.name, MANIFEST_FILE)} is missing: the repositories it was built from are unknown")
+    the_lock = host.read_meta(container.name, LOCK_FILE) or {}
     inside = [(p["name"], p.get("arch"), _evr(p)) for p in the_lock.get("packages", [])]
     if not inside:  # no lock.json: the package's bundled() provides (no arch)
         inside = [(name, None, version) for name, version in sorted(container.bundled.items())]
@@ -171,9 +171,9 @@ def _bundled_updates(host: HostView, container: InstalledContainer) -> list[Outd
         repos.append({"name": spec["name"], "baseurl": url, "gpgkey": gpgkey if gpgkey and "://" in gpgkey else None, "gpgcheck": False})
     if not repos:
         raise FreightError("its manifest names no repository this host can read")
-    from freight.dirs import cache_dir
+    from freight.common.dirs import cache_dir
 
-    request = StageRequest(
+    request = DnfRequest(
         root="", cachedir=str(cache_dir()), repos=repos, packages=[], gpgcheck=False,
         releasever=manifest.get("releasever"), arch=manifest.get("arch"),
     )
@@ -187,7 +187,7 @@ def _bundled_updates(host: HostView, container: InstalledContainer) -> list[Outd
             if not query:
                 continue
             advisories = sorted({a for pkg in query for a in advisories_of(pkg)}, key=lambda a: a.id)
-            newest = max(query, key=_sort_key)
+            newest = max(query, key=version_key)
             found.append(OutdatedPackage(name, arch or newest.arch, version, evr(newest), advisories))
     return found
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
-from freight.errors import FreightError
+from freight.common.errors import FreightError
 
 
 @dataclass

@@ -34,9 +34,9 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
-from freight.errors import FreightError
+from freight.common.errors import FreightError
+from freight.common.run import CommandError, run
 from freight.host.config import HostConfig
-from freight.run import CommandError, run
 
 log = logging.getLogger("freight.host.storage")
 

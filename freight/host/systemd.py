@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight.errors import FreightError
+from freight.common.errors import FreightError
 from freight.host.config import HostConfig
 from freight.host.nspawn import unit_name
 

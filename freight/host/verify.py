@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight import accounts
-from freight.errors import FreightError
-from freight.installed import HostView
-from freight.run import run
-from freight.stage import RPM_DBPATH
+from freight.common.errors import FreightError
+from freight.common.run import run
+from freight.host.installed import HostView
+from freight.model import accounts
+from freight.model.paths import RPM_DBPATH
 
-log = logging.getLogger("freight.verifyinstalled")
+log = logging.getLogger("freight.host.verify")
 
 # rpm -V: nine result characters (or "missing"), an attribute marker, the path.
 _LINE = re.compile(r"^(?P<flags>missing|[.?SM5DLUGTP]{9})\s+(?P<attr>[cdglr]?)\s*(?P<path>/.*)$")

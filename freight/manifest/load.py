@@ -1,6 +1,6 @@
 """Loading and validating manifests, with errors that point at the line.
 
-A manifest is YAML checked against `freight.schema`. Errors are collected
+A manifest is YAML checked against `freight.manifest.schema`. Errors are collected
 rather than raised one by one, so a user fixing a manifest sees every problem
 at once, each as `FILE:LINE: KEY: what was expected`, like a compiler.
 """
@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 import jsonschema
 import yaml
 
-from freight.errors import UsageError
-from freight.schema import MANIFEST_SCHEMA, VERBATIM_KEYS
+from freight.common.errors import UsageError
+from freight.manifest.schema import MANIFEST_SCHEMA, VERBATIM_KEYS
 
 KeyPath = tuple[str | int, ...]
 
@@ -115,28 +115,6 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2, sort_keys=True) + "\n"
-
-
-def merge_run(base: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
-    """A derivative's `run` over its base's: its keys win, mappings (environment, limits)
-    merge key by key, and lists (state, ports, after) keep the base's entries and add
-    the derivative's — except `command`, which is one command and is replaced whole."""
-    merged = dict(base)
-    for key, value in derived.items():
-        old = merged.get(key)
-        if key == "command":
-            merged[key] = list(value)
-        elif isinstance(old, dict) and isinstance(value, dict):
-            merged[key] = merge_run(old, value)
-        elif isinstance(old, list) and isinstance(value, list):
-            merged[key] = old + [item for item in value if item not in old]
-        else:
-            merged[key] = value
-    if derived.get("boot"):
-        merged.pop("command", None)  # booting replaces the base's command
-    if derived.get("command"):
-        merged.pop("boot", None)
-    return merged
 
 
 def load(path: str | Path) -> Manifest:

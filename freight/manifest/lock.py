@@ -18,13 +18,35 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
-from freight.errors import FreightError, UsageError
-from freight.files import write_atomic
-from freight.manifest import Manifest, Repo
-from freight.stage import LockedPackage
+from freight.common.errors import FreightError, UsageError
+from freight.common.files import write_atomic
+from freight.model import naming
+
+if TYPE_CHECKING:
+    from freight.manifest.load import Manifest, Repo
+
+@dataclass
+class LockedPackage:
+    name: str
+    epoch: int
+    version: str
+    release: str
+    arch: str
+    repo: str
+    checksum: str  # "sha256:HEX", as the repository metadata states it
+    buildtime: int
+
+    @property
+    def nevra(self) -> str:
+        return f"{self.name}-{self.evr}.{self.arch}"
+
+    @property
+    def evr(self) -> str:
+        return naming.evr(self.epoch, self.version, self.release)
+
 
 LOCK_FORMAT = 1
 
@@ -48,7 +70,7 @@ class Lock:
 
     def release(self, manifest_release: str) -> str:
         """The container's release: the manifest's, plus `.SERIAL` once the lock was updated."""
-        return release(manifest_release, self.serial)
+        return naming.release(manifest_release, self.serial)
 
     def _moved(self, version_release: str) -> bool:
         return self.serial_of not in (None, version_release)
@@ -107,11 +129,6 @@ class Lock:
         if self.serial_of is not None:
             doc["serial_of"] = self.serial_of
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
-
-
-def release(manifest_release: str, serial: int) -> str:
-    """The RPM release for a manifest's release and a lock's serial (`1`, then `1.1`, `1.2` …)."""
-    return manifest_release if serial == 0 else f"{manifest_release}.{serial}"
 
 
 def read(path: Path) -> Lock | None:

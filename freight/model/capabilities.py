@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from freight.errors import FreightError
+from freight.common.errors import FreightError
 
 CAPABILITY_XATTR = "security.capability"
 

@@ -27,10 +27,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from freight import accounts, capabilities
-from freight.errors import FreightError
+from freight.common.errors import FreightError
+from freight.model import accounts, capabilities
 
-log = logging.getLogger("freight.owners")
+log = logging.getLogger("freight.model.owners")
 
 FILE_NAME = "owners.json"
 FORMAT = 1

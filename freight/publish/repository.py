@@ -47,17 +47,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight import keys, progress, rpmfile, updateinfo, verify
-from freight import log as flog
-from freight.errors import FreightError, UsageError
-from freight.files import fsync_dir, write_atomic
+from freight.common import log as flog
+from freight.common import progress
+from freight.common.errors import FreightError, UsageError
+from freight.common.files import fsync_dir, write_atomic
+from freight.publish import updateinfo
+from freight.publish.files import KEY_FILE
+from freight.trust import keys, rpmfile, verify
 
-log = logging.getLogger("freight.publish")
+log = logging.getLogger("freight.publish.repository")
 
 STATE_DIR = ".freight"
 LOCK_FILE = "publish.lock"
 STATE_FILE = "publish-state.json"
-KEY_FILE = "RPM-GPG-KEY-freight"
+
 HOOK_ENV = "FREIGHT_PUBLISH_HOOK"
 _NEW_PREFIX = ".repodata.new-"
 _OLD_PREFIX = ".repodata.old-"

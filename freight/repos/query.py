@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from freight.stage import StageRequest, open_base
+from freight.model import naming
+from freight.repos.dnfsetup import DnfRequest, open_base
 
 _ADVISORY_TYPES = {"security", "bugfix", "enhancement", "newpackage"}
 
@@ -32,7 +33,7 @@ class AdvisoryInfo:
 
 
 @contextmanager
-def sack(request: StageRequest) -> Iterator[Any]:
+def sack(request: DnfRequest) -> Iterator[Any]:
     """A dnf Base with REQUEST's repositories loaded, over an empty installroot of its own."""
     with tempfile.TemporaryDirectory(prefix="freight-query-") as root:
         request.root = root
@@ -65,7 +66,7 @@ def _type_name(value: int) -> str:
 
 
 def evr(pkg: Any) -> str:
-    return f"{pkg.epoch}:{pkg.version}-{pkg.release}" if pkg.epoch else f"{pkg.version}-{pkg.release}"
+    return naming.evr(pkg.epoch, pkg.version, pkg.release)
 
 
 def bundled(pkg: Any) -> dict[str, str]:
@@ -77,3 +78,25 @@ def bundled(pkg: Any) -> dict[str, str]:
             name, version = text[len("bundled(") :].split(") = ", 1)
             out[name] = version
     return out
+
+
+@dataclass
+class OutdatedPackage:
+    name: str
+    arch: str
+    locked: str
+    available: str
+    advisories: list[AdvisoryInfo] = field(default_factory=list)
+
+    @property
+    def security(self) -> bool:
+        return any(a.type == "security" for a in self.advisories)
+
+
+def version_key(pkg: Any) -> Any:
+    """Sorts dnf packages by EVR as rpm compares them."""
+    import functools
+
+    import rpm
+
+    return functools.cmp_to_key(rpm.labelCompare)((str(pkg.epoch), pkg.version, pkg.release))

@@ -17,9 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-from freight import log as flog
-from freight.errors import FreightError
-from freight.run import run
+from freight.common import log as flog
+from freight.common.errors import FreightError
+from freight.common.run import run
 from freight.testhost import image, machine
 from freight.testhost.machine import Bind, TestHost
 from freight.testhost.provision import install_freight
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--bind", action="append", default=[], type=Bind.parse, metavar="SRC:TARGET[:rw]",
                     help="show the folder SRC at TARGET in the host (read-only unless :rw)")
     up.add_argument("--freight-repo", type=Path, metavar="DIR",
-                    help=f"install freight and freight-host with dnf from DIR (python -m freight.dist host-repo DIR), seen at {FREIGHT_REPO}")
+                    help=f"install freight and freight-host with dnf from DIR (python -m freight.dist.rpms host-repo DIR), seen at {FREIGHT_REPO}")
     sub.add_parser("list", help="the hosts there are")
     run_p = sub.add_parser("run", help="run a command in a host")
     run_p.add_argument("name")

@@ -18,9 +18,9 @@ import argparse
 import sys
 import time
 
-from freight import log as flog
-from freight.errors import FreightError
-from freight.run import CommandError
+from freight.common import log as flog
+from freight.common.errors import FreightError
+from freight.common.run import CommandError
 from freight.testhost.machine import TestHost
 
 REPO_ID = "freight-demo"

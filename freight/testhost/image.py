@@ -30,10 +30,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from freight import log as flog
-from freight import progress
-from freight.errors import FreightError
-from freight.run import CommandError, run
+from freight.common import log as flog
+from freight.common import progress
+from freight.common.errors import FreightError
+from freight.common.run import CommandError, run
 
 log = logging.getLogger("freight.testhost.image")
 

@@ -25,19 +25,19 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
-import shutil
 import tarfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from freight import log as flog
-from freight.errors import FreightError
-from freight.run import CommandError, run, spawn
+from freight.common import log as flog
+from freight.common.errors import FreightError
+from freight.common.run import run, spawn
 from freight.testhost import cgroups, image
 from freight.testhost.prepare import prepare
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from freight.run import run
+from freight.common.run import run
 
 log = logging.getLogger("freight.testhost.prepare")
 
@@ -19,7 +19,7 @@ HOSTNAME = "freight-testhost"
 
 # Debian's rpm keeps its database in ~/.rpmdb unless told otherwise; the test
 # host uses the path upstream rpm and Fedora use (rpm >= 4.16), the same one
-# freight gives container images (freight.stage.RPM_DBPATH). A macros file in
+# freight gives container images (freight.model.paths.RPM_DBPATH). A macros file in
 # /etc/rpm is read by every rpm user on the host — rpm, rpmkeys, dnf and
 # the rpm Python bindings alike — which an environment variable or
 # ~/.rpmmacros (root's only) would not be.

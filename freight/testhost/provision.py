@@ -1,17 +1,18 @@
 """Installing freight itself in a test host, the way an administrator would: with dnf.
 
-The repository holds freight, freight-host and debian-host-provides
-(`freight.dist.host_repo`); the host sees it through a bind mount. The
-provides package goes in first and on its own: the host's rpm database knows
-none of Debian's packages until it does, and it checks with dpkg that they
-are really there.
+The repository holds freight, freight-common, freight-host and
+debian-host-provides(-build) (`freight.dist.rpms.host_repo`); the host sees it
+through a bind mount. The provides packages go in first and on their own: the
+host's rpm database knows none of Debian's packages until they do, and they
+check with dpkg that those are really there. A host may get freight-host
+alone, as a production host would, or the build side too.
 """
 
 from __future__ import annotations
 
 import logging
 
-from freight.run import CommandError
+from freight.common.run import CommandError
 from freight.testhost.machine import TestHost
 
 log = logging.getLogger("freight.testhost.provision")
@@ -19,10 +20,13 @@ log = logging.getLogger("freight.testhost.provision")
 REPO_ID = "freight-local"
 
 
-def install_freight(host: TestHost, repo: str) -> None:
-    """Install freight and freight-host in HOST from the repository at REPO (a path inside the host), once."""
+BOTH_SIDES = ("freight", "freight-host")
+
+
+def install_freight(host: TestHost, repo: str, packages: tuple[str, ...] = BOTH_SIDES) -> None:
+    """Install PACKAGES (freight's) in HOST from the repository at REPO (a path inside the host), once."""
     try:
-        host.run(["rpm", "-q", "freight", "freight-host"])
+        host.run(["rpm", "-q", *packages])
         return  # there already
     except CommandError:
         pass
@@ -31,6 +35,7 @@ def install_freight(host: TestHost, repo: str) -> None:
         f"/etc/yum.repos.d/{REPO_ID}.repo",
         f"[{REPO_ID}]\nname=freight built from the source tree\nbaseurl=file://{repo}\ngpgcheck=0\nmetadata_expire=0\n",
     )
-    host.run(["dnf", "install", "-y", "--repo", REPO_ID, "debian-host-provides"])
-    host.run(["dnf", "install", "-y", "--repo", REPO_ID, "freight", "freight-host"])
-    log.info("  installed %s", host.run(["rpm", "-q", "freight", "freight-host"]).split())
+    provides = ["debian-host-provides"] + (["debian-host-provides-build"] if "freight" in packages else [])
+    host.run(["dnf", "install", "-y", "--repo", REPO_ID, *provides])
+    host.run(["dnf", "install", "-y", "--repo", REPO_ID, *packages])
+    log.info("  installed %s", host.run(["rpm", "-q", *packages]).split())

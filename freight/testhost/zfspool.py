@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from freight.run import run
+from freight.common.run import run
 
 log = logging.getLogger("freight.testhost.zfspool")
 

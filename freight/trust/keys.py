@@ -22,10 +22,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from freight.errors import FreightError, UsageError
-from freight.run import CommandError, run
+from freight.common.errors import FreightError, UsageError
+from freight.common.run import CommandError, run
 
-log = logging.getLogger("freight.keys")
+log = logging.getLogger("freight.trust.keys")
 
 ALGORITHMS = {
     # RSA 4096 verifies with every rpm a host may run; ed25519 is small and

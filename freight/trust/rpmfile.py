@@ -2,7 +2,7 @@
 
 Small helpers on top of the rpm bindings that signing, verifying and
 publishing share. Nothing here decides whether a package is trustworthy:
-that is `freight.verify`.
+that is `freight.trust.verify`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from freight.errors import UsageError
+from freight.common.errors import UsageError
 
 LEAD_SIZE = 96
 LEAD_MAGIC = b"\xed\xab\xee\xdb"

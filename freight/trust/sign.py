@@ -16,13 +16,13 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
-from freight import log as flog
-from freight import rpmfile
-from freight.errors import FreightError
-from freight.keys import SigningKey, gpg_binary
-from freight.run import CommandError, run
+from freight.common import log as flog
+from freight.common.errors import FreightError
+from freight.common.run import CommandError, run
+from freight.trust import rpmfile
+from freight.trust.keys import SigningKey, gpg_binary
 
-log = logging.getLogger("freight.sign")
+log = logging.getLogger("freight.trust.sign")
 
 
 def _macro_value(text: str) -> str:

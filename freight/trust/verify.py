@@ -31,11 +31,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight import keys, lock, rpmfile
-from freight.errors import UsageError
-from freight.package import meta_dir
+from freight.common.errors import UsageError
+from freight.model.naming import package_name, release
+from freight.model.paths import LOCK_FILE, MANIFEST_FILE, meta_dir
+from freight.trust import keys, rpmfile
 
-log = logging.getLogger("freight.verify")
+log = logging.getLogger("freight.trust.verify")
 
 # rpm logs to one process-wide sink, which verification redirects to learn why
 # rpm refused a header: one thread at a time may do that (hashing runs freely).
@@ -245,7 +246,7 @@ def _check_container(fd: int, hdr: Any, payload_start: int, verdict: Verdict) ->
     import rpm
 
     name = str(verdict.container)
-    wanted = {f"{meta_dir(name)}/{leaf}": leaf for leaf in ("manifest.json", "lock.json")}
+    wanted = {f"{meta_dir(name)}/{leaf}": leaf for leaf in (MANIFEST_FILE, LOCK_FILE)}
     found: dict[str, bytes] = {}
     os.lseek(fd, payload_start, os.SEEK_SET)
     payload = rpm.fd(os.dup(fd), "r", hdr[rpm.RPMTAG_PAYLOADCOMPRESSOR] or "gzip")
@@ -260,16 +261,16 @@ def _check_container(fd: int, hdr: Any, payload_start: int, verdict: Verdict) ->
         return f"the payload cannot be unpacked: {exc}"
     finally:
         payload.close()
-    target = f"{meta_dir(name)}/manifest.json"
-    if "manifest.json" not in found:
+    target = f"{meta_dir(name)}/{MANIFEST_FILE}"
+    if MANIFEST_FILE not in found:
         return f"provides freight-container({name}) but carries no {target}"
     try:
-        manifest = json.loads(found["manifest.json"])
-        embedded_lock = json.loads(found["lock.json"]) if "lock.json" in found else {}
+        manifest = json.loads(found[MANIFEST_FILE])
+        embedded_lock = json.loads(found[LOCK_FILE]) if LOCK_FILE in found else {}
         serial = int(embedded_lock.get("serial", 0))
         verdict.fixes = list(embedded_lock.get("fixes", []))
         # A rebuild after --update-lock carries the lock's serial in its release.
-        claimed = (f"container-{manifest['name']}", str(manifest["version"]), lock.release(str(manifest["release"]), serial))
+        claimed = (package_name(manifest["name"]), str(manifest["version"]), release(str(manifest["release"]), serial))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"{target} is not a freight manifest ({exc})"
     header = (hdr[rpm.RPMTAG_NAME], hdr[rpm.RPMTAG_VERSION], hdr[rpm.RPMTAG_RELEASE])

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from freight.errors import UsageError
-from freight.repoquery import AdvisoryInfo, advisories_of, bundled, evr, sack
-from freight.stage import StageRequest
+from freight.common.errors import UsageError
+from freight.repos.dnfsetup import DnfRequest
+from freight.repos.query import AdvisoryInfo, advisories_of, bundled, evr, sack
 
 
 @dataclass
@@ -40,18 +40,18 @@ class Hit:
         return f"{self.container}  bundles {self.package} {self.bundled}{why}  [{self.repo}]"
 
 
-def repo_request(repos: list[str]) -> StageRequest:
+def repo_request(repos: list[str]) -> DnfRequest:
     """A dnf setup for repositories named on the command line (folders or URLs)."""
     specs = []
     for i, repo in enumerate(repos):
         scheme = urlparse(repo).scheme
         url = repo if scheme in ("http", "https", "ftp", "file") else Path(repo).resolve().as_uri()
         specs.append({"name": f"repo{i}", "baseurl": url, "gpgkey": None, "gpgcheck": False})
-    return StageRequest(root="", cachedir="", repos=specs, packages=[], gpgcheck=False)
+    return DnfRequest(root="", cachedir="", repos=specs, packages=[], gpgcheck=False)
 
 
 def find(repos: list[str], package: str | None = None, below: str | None = None, cve: str | None = None) -> list[Hit]:
-    from freight.dirs import cache_dir
+    from freight.common.dirs import cache_dir
 
     if (package is None) == (cve is None):
         raise UsageError("name either --package NAME (optionally with --below EVR) or --cve CVE-ID")

@@ -7,30 +7,15 @@ user's feet; this is the other half: knowing when to rebuild. Exit codes follow
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freight import lock
-from freight.errors import UsageError
-from freight.manifest import Manifest
-from freight.repoquery import AdvisoryInfo, advisories_of, evr, sack
-from freight.stage import LockedPackage, StageRequest
-
-REBUILD_DUE = 100
-
-
-@dataclass
-class OutdatedPackage:
-    name: str
-    arch: str
-    locked: str
-    available: str
-    advisories: list[AdvisoryInfo] = field(default_factory=list)
-
-    @property
-    def security(self) -> bool:
-        return any(a.type == "security" for a in self.advisories)
+from freight.build.stage import request_for
+from freight.common.errors import UsageError
+from freight.manifest import lock
+from freight.manifest.load import Manifest
+from freight.repos.query import OutdatedPackage, advisories_of, evr, sack, version_key
 
 
 @dataclass
@@ -63,41 +48,16 @@ def check(manifest: Manifest) -> ContainerReport:
     if current is None:
         raise UsageError(f"{manifest.path}: no lock file ({manifest.lock_path.name}); build it once first")
     found = []
-    with sack(StageRequest.for_manifest(manifest, Path("/nonexistent"), gpgcheck=False)) as base:
+    with sack(request_for(manifest, Path("/nonexistent"), gpgcheck=False)) as base:
         available = base.sack.query().available()
         for pkg in current.packages:
             newer = available.filter(name=pkg.name, arch=pkg.arch, evr__gt=pkg.evr)
             if not newer:
                 continue
             advisories = sorted({a for candidate in newer for a in advisories_of(candidate)}, key=lambda a: a.id)
-            newest = max(newer, key=_sort_key)
+            newest = max(newer, key=version_key)
             found.append(OutdatedPackage(pkg.name, pkg.arch, pkg.evr, evr(newest), advisories))
     return ContainerReport(manifest.path, manifest.package_name, found)
-
-
-def fixed_between(manifest: Manifest, old: list[LockedPackage], new: list[LockedPackage]) -> list[dict[str, Any]]:
-    """The advisories that moving from the OLD locked packages to the NEW ones brings in:
-    those shipping a version of a package after its old one, up to its new one."""
-    before = {(p.name, p.arch): p for p in old}
-    moved = [(before[(p.name, p.arch)], p) for p in new if (p.name, p.arch) in before and before[(p.name, p.arch)].evr != p.evr]
-    if not moved:
-        return []
-    fixes = []
-    with sack(StageRequest.for_manifest(manifest, Path("/nonexistent"), gpgcheck=False)) as base:
-        available = base.sack.query().available()
-        for was, now in moved:
-            shipped = available.filter(name=now.name, arch=now.arch, evr__gt=was.evr, evr__lte=now.evr)
-            for advisory in sorted({a for pkg in shipped for a in advisories_of(pkg)}, key=lambda a: a.id):
-                fixes.append({**advisory.to_json(), "package": now.name, "from": was.evr, "to": now.evr})
-    return fixes
-
-
-def _sort_key(pkg: Any) -> Any:
-    import functools
-
-    import rpm
-
-    return functools.cmp_to_key(rpm.labelCompare)((str(pkg.epoch), pkg.version, pkg.release))
 
 
 def render(reports: list[ContainerReport]) -> str:

@@ -1,0 +1,59 @@
+"""What a build is asked to do and what its steps hand each other.
+
+Shared by the pipeline and the two kinds of derivative (freight.build.overlay,
+freight.build.layer), so none of them imports another's orchestration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from freight.manifest.lock import Lock, LockedPackage
+from freight.model.owners import Owners
+from freight.trust import keys, sign
+
+
+@dataclass
+class BuildOptions:
+    outdir: Path
+    update_lock: bool = False
+    force: bool = False
+    gpgcheck: bool = True
+    keep_stage: Path | None = None
+    sign_key: keys.SigningKey | None = None
+
+    def signed_by(self) -> str:
+        """A part of a build's inputs: signed by another key (or not at all) is another output."""
+        return f"signed-by:{self.sign_key.fingerprint}" if self.sign_key else ""
+
+    def finish(self) -> Callable[[Path], object] | None:
+        """What runs on the RPM before it appears in the output folder: signing, when asked."""
+        key = self.sign_key
+        return None if key is None else lambda rpm: sign.sign_rpms([rpm], key)
+
+
+@dataclass
+class BuildResult:
+    rpm: Path
+    up_to_date: bool
+    lock: Lock | None  # a derivative of files only has none
+
+
+@dataclass
+class Staged:
+    """What staging put into the buildroot, as the rest of the pipeline needs it."""
+
+    packages: list[LockedPackage]  # installed by this build: its bundled() provides
+    arch: str
+    owners: Owners  # the names of the staged files' owners
+    base: LockedPackage | None = None  # a layer's base container package
+    base_requirement: str | None = None  # a layer's Requires on it
+    newest_file_time: int = 0  # the latest file time the staged rpm database records (stage.newest_file_time)
+
+
+def host_arch() -> str:
+    import rpm
+
+    return rpm.expandMacro("%{_arch}")

@@ -1,0 +1,7 @@
+"""The files a published repository holds besides packages and repodata/.
+
+Named here, not in the publisher, so `freight repo-file` and `--help` texts
+can name them without loading createrepo_c.
+"""
+
+KEY_FILE = "RPM-GPG-KEY-freight"  # the armored public key hosts import (the .repo file's gpgkey)
