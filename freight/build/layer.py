@@ -79,6 +79,7 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
         base=base,
         base_requirement=f"{base.name} = {base.evr}",
         newest_file_time=installed.newest_file_time,
+        facts=installed.facts,
     )
 
 

@@ -7,9 +7,10 @@ freight.build.layer), so none of them imports another's orchestration.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from freight.build.components import Facts
 from freight.manifest.lock import Lock, LockedPackage
 from freight.model.owners import Owners
 from freight.trust import keys, sign
@@ -51,6 +52,7 @@ class Staged:
     base: LockedPackage | None = None  # a layer's base container package
     base_requirement: str | None = None  # a layer's Requires on it
     newest_file_time: int = 0  # the latest file time the staged rpm database records (stage.newest_file_time)
+    facts: dict[str, Facts] = field(default_factory=dict)  # the staged packages' header facts, for the SBOM
 
 
 def host_arch() -> str:

@@ -9,7 +9,7 @@ derivative that also installs packages is a layer: freight.layer.)
 
 from __future__ import annotations
 
-from freight.build import package
+from freight.build import package, sbom
 from freight.build.options import BuildOptions, BuildResult
 from freight.build.staging import copy_files, staging, write_metadata
 from freight.build.stamp import Stamp, inputs_digest, rpm_path_for
@@ -33,7 +33,8 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         overlay_root = buildroot / paths.overlay_dir(manifest.name).lstrip("/")
         overlay_root.mkdir(parents=True)
         copy_files(manifest, overlay_root)
-        write_metadata(manifest, buildroot, None)
+        source_date = _source_date(manifest)
+        write_metadata(manifest, buildroot, None, sbom.subject_of(manifest, None, manifest.release, ARCH, source_date, {}))
         flog.step("Packing %s, a derivative of %s", manifest.package_name, manifest.base)
         built = package.build_rpm(
             manifest,
@@ -41,7 +42,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             [],
             buildroot,
             options.outdir.resolve(),
-            _source_date(manifest),
+            source_date,
             ARCH,
             owners=Owners.root_only(),
             base_requirement=manifest.base_requirement,

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from freight.build import fixes, package, stage
+from freight.build import fixes, package, sbom, stage
 from freight.build.options import BuildOptions, BuildResult, Staged, host_arch
 from freight.build.staging import copy_files, staging, write_metadata
 from freight.build.stamp import Stamp, inputs_digest, rpm_path_for
@@ -77,15 +77,17 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             new_lock = lock.Lock(
                 inputs=manifest.resolution_inputs(), repos=repo_digests, packages=staged.packages, base=staged.base, serial_of=version_release
             )
-        write_metadata(manifest, buildroot, new_lock)
+        release = new_lock.release(manifest.release)
+        source_date = max(new_lock.source_date_epoch, staged.newest_file_time)
+        write_metadata(manifest, buildroot, new_lock, sbom.subject_of(manifest, new_lock, release, staged.arch, source_date, staged.facts))
         flog.step("Packing %s", manifest.package_name)
         built = package.build_rpm(
             manifest,
-            new_lock.release(manifest.release),
+            release,
             staged.packages,
             buildroot,
             options.outdir.resolve(),
-            max(new_lock.source_date_epoch, staged.newest_file_time),
+            source_date,
             staged.arch,
             owners=staged.owners,
             base_requirement=staged.base_requirement,
@@ -125,6 +127,7 @@ def _stage_image(manifest: Manifest, buildroot: Path, options: BuildOptions, exi
         arch=manifest.data.get("arch") or host_arch(),
         owners=Owners.of(image_root),
         newest_file_time=installed.newest_file_time,
+        facts=installed.facts,
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from freight.build import components
 from freight.common import log as flog
 from freight.common.dirs import cache_dir
 from freight.common.errors import FreightError, UsageError
@@ -56,12 +57,14 @@ class Installed:
 
     packages: list[LockedPackage]  # installed by this request, sorted by name
     newest_file_time: int  # the latest file time any package in the root's rpm database records (see newest_file_time)
+    facts: dict[str, components.Facts]  # what the root's rpm database says of each package, by NEVRA (for the SBOM)
 
 
 def install(request: DnfRequest) -> Installed:
     """Run dnf in a child process; return what it installed."""
     result = _run_child(request)
-    return Installed([LockedPackage(**p) for p in result["packages"]], result["newest_file_time"])
+    facts = {nevra: components.Facts(**dict(f, requires=tuple(f["requires"]))) for nevra, f in result["facts"].items()}
+    return Installed([LockedPackage(**p) for p in result["packages"]], result["newest_file_time"], facts)
 
 
 def fetch(request: DnfRequest) -> list[tuple[LockedPackage, Path]]:
@@ -142,8 +145,9 @@ def _child(request: DnfRequest) -> dict[str, Any]:
             finally:
                 display.close()
     newest = newest_file_time(Path(request.root))
+    facts = components.from_rpmdb(Path(request.root))
     scrub(Path(request.root))  # after every reading of the database: it leaves the database one file
-    return {"packages": [asdict(p) for p in locked], "newest_file_time": newest}
+    return {"packages": [asdict(p) for p in locked], "newest_file_time": newest, "facts": {n: asdict(f) for n, f in facts.items()}}
 
 
 def _resolve(base: Any, request: DnfRequest) -> list[Any]:

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from freight.build import sbom
 from freight.build.options import BuildOptions
+from freight.common import log as flog
 from freight.common.dirs import cache_dir
 from freight.manifest.load import Manifest
 from freight.manifest.lock import Lock
@@ -55,10 +57,12 @@ def copy_files(manifest: Manifest, image_root: Path) -> None:
             os.chmod(dest, copy.mode)
 
 
-def write_metadata(manifest: Manifest, buildroot: Path, the_lock: Lock | None) -> None:
-    """The manifest and lock travel in the RPM as JSON, for the host hook and for audits."""
+def write_metadata(manifest: Manifest, buildroot: Path, the_lock: Lock | None, bill: sbom.Subject) -> None:
+    """The manifest, lock and SBOM travel in the RPM as JSON, for the host hook, scanners and audits."""
     meta = buildroot / paths.meta_dir(manifest.name).lstrip("/")
     meta.mkdir(parents=True)
     (meta / paths.MANIFEST_FILE).write_text(manifest.to_json())
     if the_lock is not None:
         (meta / paths.LOCK_FILE).write_text(the_lock.to_json())
+    flog.step("Writing the SBOM (%d packages)", len(bill.components))
+    sbom.write_files(meta, bill)

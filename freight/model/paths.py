@@ -17,6 +17,8 @@ RPM_DBPATH = "/usr/lib/sysimage/rpm"
 # The metadata a container carries in meta_dir(NAME).
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "lock.json"
+# The container's software bill of materials, in each format freight writes (see freight.build.sbom).
+SBOM_FILES = {"spdx": "sbom.spdx.json", "cyclonedx": "sbom.cdx.json"}
 
 
 def image_dir(name: str) -> str:
