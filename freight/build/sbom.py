@@ -26,8 +26,8 @@ from freight import __version__
 from pathlib import Path
 from urllib.parse import urlparse
 
-from freight.build.components import Component, Facts, components
-from freight.common.errors import FreightError
+from freight.build.components import Component, Facts, components, from_sack
+from freight.common.errors import FreightError, UsageError
 from freight.manifest.load import Manifest
 from freight.manifest.lock import Lock, LockedPackage
 from freight.model import paths
@@ -100,6 +100,28 @@ def subject_of(manifest: Manifest, the_lock: Lock | None, release: str, arch: st
         components=tuple(components(the_lock.packages, facts, _remote_urls(manifest))),
         base=Base.pinned(the_lock.base) if the_lock.base else None,
     )
+
+
+def for_manifest(manifest: Manifest) -> Subject:
+    """The SBOM a build of MANIFEST's lock carries, with the packages' facts from the repositories'
+    metadata (no staging root). Its time is the lock's source date: a build that clamps to a later
+    file time dates its own SBOM later, and says the same otherwise."""
+    from freight.build.options import host_arch
+    from freight.build.stage import request_for
+    from freight.manifest import lock
+    from freight.repos.query import sack
+
+    if manifest.base is not None and not manifest.packages:
+        created = max(int(manifest.path.stat().st_mtime), *(int(f.src.stat().st_mtime) for f in manifest.files if f.src.exists()))
+        return subject_of(manifest, None, manifest.release, "noarch", created, {})
+    the_lock = lock.read(manifest.lock_path)
+    if the_lock is None:
+        raise UsageError(f"{manifest.path}: no lock file ({manifest.lock_path.name}); build it once first, or run 'freight build --update-lock'")
+    the_lock = the_lock.counting(f"{manifest.version}-{manifest.release}")
+    with sack(request_for(manifest, Path("/nonexistent"), gpgcheck=False)) as base:
+        facts = from_sack(base, the_lock.packages)
+    arch = the_lock.base.arch if the_lock.base else manifest.data.get("arch") or host_arch()
+    return subject_of(manifest, the_lock, the_lock.release(manifest.release), arch, the_lock.source_date_epoch, facts)
 
 
 def _remote_urls(manifest: Manifest) -> dict[str, str]:

@@ -208,15 +208,18 @@ def _find_locked(base: Any, locked: list[dict[str, Any]]) -> list[Any]:
             name=want.name, epoch=want.epoch, version=want.version, release=want.release, arch=want.arch, reponame=want.repo
         )
         pkg = next((p for p in matches if _checksum(p) == want.checksum), None)
-        if pkg is None:
-            stale.append(want.nevra)
-        else:
+        if pkg is not None:
             found.append(pkg)
+        elif matches:
+            seen = ", ".join(sorted({_checksum(p) for p in matches}))
+            stale.append(f"{want.nevra} changed in repository {want.repo} (it has {seen}, the lock pins {want.checksum})")
+        else:
+            stale.append(f"{want.nevra} is no longer in repository {want.repo}")
     if stale:
         raise UsageError(
-            "locked packages are no longer in the repositories (or changed): "
-            + ", ".join(stale)
-            + "; run 'freight build --update-lock' to resolve again"
+            "locked packages are not in the repositories as locked:\n  "
+            + "\n  ".join(stale)
+            + "\nrun 'freight build --update-lock' to resolve again"
         )
     return found
 

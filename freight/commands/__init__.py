@@ -34,6 +34,8 @@ COMMANDS: dict[str, Command] = {
     "outdated": Command("updates", "list locked packages that have newer versions", BUILD_SIDE),
     "affected": Command("updates", "list container packages that bundle a (vulnerable) package", BUILD_SIDE),
     "schema": Command("schema", "print the manifest JSON Schema", BUILD_SIDE),
+    "rebuild": Command("rebuild", "rebuild a container RPM from what it carries and verify it is reproduced", BUILD_SIDE),
+    "sbom": Command("sbom", "print a container's SBOM (SPDX or CycloneDX) from its RPM, manifest or installation", BUILD_SIDE),
     "list": Command("host", "list installed containers and their machines", HOST_SIDE),
     "start": Command("host", "start a container's machine", HOST_SIDE),
     "stop": Command("host", "stop a container's machine", HOST_SIDE),

@@ -79,14 +79,22 @@ class HostView:
         """A file the container package installed beside its image (manifest.json, lock.json)."""
         return self.below(self.config.containers_dir / name / leaf)
 
-    def read_meta(self, name: str, leaf: str) -> dict[str, Any] | None:
+    def meta_text(self, name: str, leaf: str) -> str | None:
+        """The text of a file the container package installed beside its image, None when it has none."""
         path = self.meta_file(name, leaf)
         try:
-            return json.loads(path.read_text())
+            return path.read_text()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            raise FreightError(f"{path}: cannot read the container's {leaf}: {exc}") from None
+        except OSError as exc:
+            raise FreightError(f"{path}: cannot read the container's {leaf}: {exc.strerror}") from None
+
+    def read_meta(self, name: str, leaf: str) -> dict[str, Any] | None:
+        text = self.meta_text(name, leaf)
+        try:
+            return None if text is None else json.loads(text)
+        except ValueError as exc:
+            raise FreightError(f"{self.meta_file(name, leaf)}: cannot read the container's {leaf}: {exc}") from None
 
     def transaction_set(self) -> Any:
         """An rpm transaction set on the host's database; a missing database is an error

@@ -117,8 +117,11 @@ class Manifest:
         return json.dumps(self.data, indent=2, sort_keys=True) + "\n"
 
 
-def load(path: str | Path) -> Manifest:
-    """Read, validate and normalize a manifest; raise ManifestError listing every problem."""
+def load(path: str | Path, relative_to: Path | None = None) -> Manifest:
+    """Read, validate and normalize a manifest; raise ManifestError listing every problem.
+
+    Relative paths in it (files' sources, local repositories) are taken from the manifest's
+    folder, or from RELATIVE_TO: a manifest a container carries is checked where its sources are."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -128,10 +131,11 @@ def load(path: str | Path) -> Manifest:
         raise ManifestError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
 
     data, lines = _parse_yaml(path, text)
-    problems = _Checker(path, lines).check(data)
+    base = (relative_to or path.resolve().parent).resolve()
+    problems = _Checker(path, lines, base).check(data)
     if problems:
         raise ManifestError(problems)
-    return _normalize(path.resolve(), data, lines)
+    return _normalize(path.resolve(), data, base)
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[KeyPath, int]]:
@@ -199,8 +203,9 @@ def _schema_at(at: KeyPath) -> dict[str, Any] | None:
 class _Checker:
     """Turns schema violations and semantic problems into `FILE:LINE: KEY: …` lines."""
 
-    def __init__(self, path: Path, lines: dict[KeyPath, int]) -> None:
+    def __init__(self, path: Path, lines: dict[KeyPath, int], base: Path) -> None:
         self.path = path
+        self.base = base  # where relative paths are taken from
         self.lines = lines
         self.problems: list[tuple[int, str]] = []
         self.suggested: set[tuple[KeyPath, str]] = set()
@@ -283,7 +288,7 @@ class _Checker:
             if name in names[:i]:
                 self.add(("repos", i, "name"), f"repository '{name}' is listed twice")
         for i, spec in enumerate(data.get("files", [])):
-            src = _resolve_path(self.path.parent, spec["src"])
+            src = _resolve_path(self.base, spec["src"])
             if not src.exists():
                 self.add(("files", i, "src"), f"no such file: {src}")
         run = data.get("run", {})
@@ -329,8 +334,7 @@ def _resolve_url(base: Path, value: str) -> str:
     return (base / local).resolve().as_uri()
 
 
-def _normalize(path: Path, data: dict[str, Any], lines: dict[KeyPath, int]) -> Manifest:
-    base = path.parent
+def _normalize(path: Path, data: dict[str, Any], base: Path) -> Manifest:
     data = dict(data)
     data.setdefault("format", 1)
     data.setdefault("release", "1")

@@ -247,20 +247,11 @@ def _check_container(fd: int, hdr: Any, payload_start: int, verdict: Verdict) ->
 
     name = str(verdict.container)
     wanted = {f"{meta_dir(name)}/{leaf}": leaf for leaf in (MANIFEST_FILE, LOCK_FILE)}
-    found: dict[str, bytes] = {}
     os.lseek(fd, payload_start, os.SEEK_SET)
-    payload = rpm.fd(os.dup(fd), "r", hdr[rpm.RPMTAG_PAYLOADCOMPRESSOR] or "gzip")
     try:
-        archive = rpm.files(hdr).archive(payload)
-        for entry in archive:
-            if entry.name in wanted:
-                found[wanted[entry.name]] = archive.read()
-                if len(found) == len(wanted):
-                    break
+        found = {wanted[path]: data for path, data in rpmfile.payload_files(fd, hdr, set(wanted)).items()}
     except (OSError, rpm.error) as exc:
         return f"the payload cannot be unpacked: {exc}"
-    finally:
-        payload.close()
     target = f"{meta_dir(name)}/{MANIFEST_FILE}"
     if MANIFEST_FILE not in found:
         return f"provides freight-container({name}) but carries no {target}"
