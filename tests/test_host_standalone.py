@@ -64,6 +64,10 @@ def test_a_container_installs_and_runs_on_freight_host_alone(bare_host: TestHost
         listed = json.loads(bare_host.run(["freight", "list", "--json"]))
         assert [i["name"] for i in listed["instances"]] == ["webapp"]
         assert json.loads(bare_host.run(["freight", "status", "--json", "webapp"]))["version"] == evr
+        # The SBOM the package carries, read on a host without the build side or its SBOM libraries.
+        sbom = json.loads(bare_host.run(["freight", "sbom", "--installed", "webapp"]))
+        assert sbom["spdxVersion"] == "SPDX-2.3"
+        assert {p["name"] for p in sbom["packages"]} == {"container-webapp", "demo-base", "demo-www"}
     finally:
         dnf(bare_host, "remove", "container-webapp")
     assert installed(bare_host, "container-webapp") is None

@@ -182,3 +182,28 @@ def test_bad_inputs(webapp: tuple[Path, Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "written.json"
     assert freight("sbom", rpm, "-o", out).returncode == 0
     assert out.read_text() == sbom(rpm)
+
+
+def test_publish_places_the_sboms_beside_the_packages_and_prunes_them(webapp: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    repo, manifest, rpm = webapp
+    containers = tmp_path / "containers"
+    containers.mkdir()
+    (containers / rpm.name).write_bytes(rpm.read_bytes())
+    library = next(p for p in repo.glob("demo-base-*.rpm") if not p.name.endswith(".src.rpm"))
+    (containers / library.name).write_bytes(library.read_bytes())
+    assert freight("publish", containers, "--sbom").returncode == 0
+    stem = rpm.name.removesuffix(".rpm")
+    assert sorted(p.name for p in containers.glob("*.json")) == [f"{stem}.cdx.json", f"{stem}.spdx.json"]  # none for demo-base
+    assert (containers / f"{stem}.spdx.json").read_text() == sbom(rpm)
+    assert (containers / f"{stem}.cdx.json").read_text() == sbom(rpm, "--format", "cyclonedx")
+    # A newer release, and --keep 1: the old package goes, and its SBOMs with it.
+    second = tmp_path / "w2" / "manifest.yaml"
+    second.parent.mkdir()
+    second.write_text(manifest.read_text() + 'release: "2"\n')
+    second.with_suffix(".lock").write_text(manifest.with_suffix(".lock").read_text())
+    newer = freight("build", second, "-o", containers)
+    assert newer.returncode == 0, newer.stderr
+    assert freight("publish", containers, "--sbom", "--keep", "1").returncode == 0
+    stems = {p.name.removesuffix(".rpm") for p in containers.glob("container-*.rpm")}
+    assert {p.name.split(".spdx.json")[0].split(".cdx.json")[0] for p in containers.glob("*.json")} == stems
+    assert stem not in stems

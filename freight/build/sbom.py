@@ -13,6 +13,7 @@ carry the same SBOM, which `freight rebuild --verify` relies on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -132,12 +133,27 @@ def _remote_urls(manifest: Manifest) -> dict[str, str]:
 
 def write_files(meta: Path, subject: Subject) -> None:
     """Every format's SBOM into the container's metadata folder META, where the host finds it."""
+    _require_libraries()
     for fmt, leaf in paths.SBOM_FILES.items():
         (meta / leaf).write_text(write(subject, fmt))
 
 
+def _require_libraries() -> None:
+    """The SBOM libraries are the build side's only dependencies outside Debian: name them plainly."""
+    import importlib.util
+
+    missing = [dist for module, dist in (("spdx_tools", "spdx-tools"), ("cyclonedx", "cyclonedx-python-lib")) if importlib.util.find_spec(module) is None]
+    if missing:
+        raise FreightError(
+            f"writing the container's SBOM needs {' and '.join(missing)}, which are not installed "
+            "(Fedora: dnf install python3-spdx-tools python3-cyclonedx-python-lib; elsewhere: pip install them, "
+            "as make setup does from tools/requirements.txt)"
+        )
+
+
 def write(subject: Subject, fmt: str) -> str:
     """SUBJECT's SBOM in FMT (spdx or cyclonedx) as validated JSON text."""
+    _require_libraries()
     if fmt == "spdx":
         return _spdx(subject)
     if fmt == "cyclonedx":
@@ -292,11 +308,20 @@ def _download_location(url: str | None) -> Any:
     return url if url and not validate_download_location(url) else SpdxNoAssertion()
 
 
+@functools.cache
+def _licensing() -> Any:
+    """The SPDX license list as license-expression knows it (slow to load: once per process)."""
+    from license_expression import get_spdx_licensing
+
+    return get_spdx_licensing()
+
+
+@functools.cache
 def _spdx_expression(text: str) -> Any:
     """TEXT as an SPDX license expression, None when it is not one (unknown ids included)."""
-    from license_expression import ExpressionError, get_spdx_licensing
+    from license_expression import ExpressionError
 
-    licensing = get_spdx_licensing()
+    licensing = _licensing()
     try:
         info = licensing.validate(text, strict=True)
     except ExpressionError:

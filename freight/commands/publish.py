@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("-k", "--sign-key", metavar="KEYID", help=f"sign repomd.xml with this key (default: ${SIGN_KEY_ENV} when set)")
     p.add_argument("--keep", type=int, metavar="N", help="keep only the newest N versions of each container; delete the rest")
     p.add_argument("--allow-unsigned", action="store_true", help="publish unsigned packages in a signed repository")
+    p.add_argument("--sbom", action="store_true", help="place each container's SBOMs beside its package (NEVRA.spdx.json, NEVRA.cdx.json), as the package carries them")
     p.add_argument("--json", action="store_true", help="print what was done as JSON (packages read, reused, pruned)")
     add_passphrase_option(p)
     p.set_defaults(func=_publish)
@@ -39,7 +40,7 @@ def _publish(args: argparse.Namespace) -> int:
     keyid = args.sign_key or os.environ.get(SIGN_KEY_ENV)
     key = signing_key(keyid, args) if keyid else None
     flog.step("Publishing %s", args.folder)
-    stats = publish.publish(args.folder, publish.PublishOptions(sign_key=key, keep=args.keep, allow_unsigned=args.allow_unsigned))
+    stats = publish.publish(args.folder, publish.PublishOptions(sign_key=key, keep=args.keep, allow_unsigned=args.allow_unsigned, sbom=args.sbom))
     flog.log.info(
         "  %d packages (%d read, %d unchanged)%s, revision %s%s in %.2fs",
         stats.packages,

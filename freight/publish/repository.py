@@ -51,6 +51,7 @@ from freight.common import log as flog
 from freight.common import progress
 from freight.common.errors import FreightError, UsageError
 from freight.common.files import fsync_dir, write_atomic
+from freight.model.paths import SBOM_FILES, meta_dir
 from freight.publish import updateinfo
 from freight.publish.files import KEY_FILE
 from freight.trust import keys, rpmfile, verify
@@ -75,6 +76,7 @@ class PublishOptions:
     sign_key: keys.SigningKey | None = None
     keep: int | None = None  # newest versions of each container to keep
     allow_unsigned: bool = False
+    sbom: bool = False  # place each container's SBOMs beside its package
 
 
 @dataclass
@@ -180,7 +182,11 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
     _save_state(folder, entries)
     for href in pruned:
         (folder / href).unlink(missing_ok=True)
+        for beside in _sbom_files(folder / href).values():
+            beside.unlink(missing_ok=True)
         log.info("  pruned %s", href)
+    if options.sbom:
+        _place_sboms(folder, [e.href for e in entries])
     return PublishStats(
         folder=str(folder),
         revision=revision,
@@ -190,6 +196,36 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         pruned=pruned,
         signed=options.sign_key is not None,
     )
+
+
+# --- SBOMs beside the packages ----------------------------------------------
+
+
+def _sbom_files(rpm: Path) -> dict[str, Path]:
+    """Where a package's SBOMs go beside it: NEVRA.spdx.json and NEVRA.cdx.json, by the file each is in the RPM."""
+    return {leaf: rpm.with_name(rpm.name.removesuffix(".rpm") + leaf.removeprefix("sbom")) for leaf in SBOM_FILES.values()}
+
+
+def _place_sboms(folder: Path, hrefs: list[str]) -> None:
+    """Each container package's SBOMs, as it carries them, beside it (for scanners that read a
+    repository); only for packages newer than their SBOM files, so a republish reads no more."""
+    placed = 0
+    for href in hrefs:
+        rpm = folder / href
+        beside = _sbom_files(rpm)
+        if all(p.exists() and p.stat().st_mtime >= rpm.stat().st_mtime for p in beside.values()):
+            continue
+
+        def wanted(hdr: Any) -> set[str]:
+            name = rpmfile.container_name(hdr)
+            return {f"{meta_dir(name)}/{leaf}" for leaf in SBOM_FILES.values()} if name else set()
+
+        _, found = rpmfile.read_files(rpm, wanted)
+        for path, data in found.items():
+            write_atomic(beside[path.rsplit("/", 1)[1]], data.decode())
+            placed += 1
+    if placed:
+        log.info("  placed %d SBOM files beside their packages", placed)
 
 
 # --- reading packages --------------------------------------------------------
