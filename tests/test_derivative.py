@@ -163,6 +163,8 @@ def test_layer_carries_only_what_its_packages_add_or_change(built_layer: tuple[P
         "/usr/share/freight/containers/webapp-extra/manifest.json",
         "/usr/share/freight/containers/webapp-extra/lock.json",
         "/usr/share/freight/containers/webapp-extra/owners.json",
+        "/usr/share/freight/containers/webapp-extra/sbom.spdx.json",
+        "/usr/share/freight/containers/webapp-extra/sbom.cdx.json",
     }
     files = {p for p, (mode, *_) in shipped.items() if not mode.startswith("04")}
     # demo-extra's files, the account files its %pre edited, the page from the manifest,

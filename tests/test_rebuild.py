@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Signer, copy_repo, freight, webapp_manifest, write_manifest
 
+from test_derivative import built_layer, containers_repo  # noqa: F401 (fixtures)
+
 from freight.dist import demorepo
 
 pytestmark = pytest.mark.slow
@@ -136,3 +138,10 @@ def test_bad_inputs(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
     broken = freight("rebuild", "--verify", damaged)
     assert broken.returncode == 1
     assert "damaged" in broken.stderr
+
+
+def test_a_layer_is_reproduced_on_its_pinned_base(built_layer: tuple[Path, Path]) -> None:
+    manifest, rpm = built_layer
+    result = rebuild(rpm, "--source", manifest.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == f"{rpm}: reproduced"

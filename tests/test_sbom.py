@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Signer, copy_repo, dnf, freight, rpm_from_spec, webapp_manifest, write_manifest
+from test_derivative import built_layer, containers_repo  # noqa: F401 (fixtures)
 from test_host_updates import Host
 
 pytestmark = pytest.mark.slow
@@ -207,3 +208,19 @@ def test_publish_places_the_sboms_beside_the_packages_and_prunes_them(webapp: tu
     stems = {p.name.removesuffix(".rpm") for p in containers.glob("container-*.rpm")}
     assert {p.name.split(".spdx.json")[0].split(".cdx.json")[0] for p in containers.glob("*.json")} == stems
     assert stem not in stems
+
+
+def test_a_layer_lists_what_it_adds_and_pins_its_base(built_layer: tuple[Path, Path], tmp_path: Path) -> None:
+    manifest, rpm = built_layer
+    the_lock = lock_of(manifest)
+    document = validated_spdx(sbom(rpm), tmp_path)
+    names = {p.name for p in document.packages}
+    assert names == {"container-webapp-extra", "container-webapp", *(p["name"] for p in the_lock["packages"])}
+    base = next(p for p in document.packages if p.name == "container-webapp")
+    assert base.version == f"{the_lock['base']['version']}-{the_lock['base']['release']}"
+    assert [c.value for c in base.checksums] == [the_lock["base"]["checksum"].removeprefix("sha256:")]
+    relations = {(r.spdx_element_id, r.relationship_type.name, r.related_spdx_element_id) for r in document.relationships}
+    assert ("SPDXRef-Container-container-webapp-extra", "DESCENDANT_OF", "SPDXRef-Base-container-webapp") in relations
+    bom = validated_cyclonedx(sbom(rpm, "--format", "cyclonedx"))
+    assert {c["name"] for c in bom["components"]} == {p["name"] for p in the_lock["packages"]}
+    assert [a["name"] for a in bom["metadata"]["component"]["pedigree"]["ancestors"]] == ["container-webapp"]
