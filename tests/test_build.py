@@ -273,16 +273,16 @@ def test_unknown_package(repo: Path, tmp_path: Path) -> None:
 
 
 def test_failure_while_packing_leaves_nothing(repo: Path, tmp_path: Path) -> None:
-    """A file name an rpm file list cannot express is refused while packing, and nothing is written."""
+    """A file name rpm refuses (a control character) is refused while packing, and nothing is written."""
     manifest = webapp_manifest(tmp_path / "w", repo)
     (manifest.parent / "conf").mkdir()
     (manifest.parent / "conf/app.conf").write_text("x\n")
-    (manifest.parent / "conf/backup[1].conf").write_text("x\n")
+    (manifest.parent / "conf/backup\t1.conf").write_text("x\n")
     manifest.write_text(manifest.read_text() + "files:\n  - src: conf\n    dest: /etc/app\n")
     result = build(manifest)
     assert result.returncode == 1
-    assert "cannot package '/var/lib/freight/images/webapp/etc/app/backup[1].conf'" in result.stderr
-    assert "glob characters" in result.stderr
+    assert "cannot package 1 path of webapp:\n  '/etc/app/backup\\t1.conf': it holds the control character 0x09" in result.stderr
+    assert "the manifest's files copy it to /etc/app (rename it at its source)" in result.stderr
     _assert_nothing_left(manifest)
 
 

@@ -54,17 +54,6 @@ def test_epoch_shows_in_evr() -> None:
     assert pkg.nevra == "openssl-libs-1:3.0.7-2.fc38.x86_64"
 
 
-@pytest.mark.parametrize("name", ["/a b", "/100%", "/x/ünïcode"])
-def test_file_list_quoting_keeps_names(name: str) -> None:
-    assert package._quote(name) == '"' + name.replace("%", "%%") + '"'
-
-
-@pytest.mark.parametrize("name", ['/a"b', "/a\\b", "/a\nb", "/a[1]", "/a*", "/a?", "/{a,b}"])
-def test_file_list_refuses_unlistable_names(name: str) -> None:
-    with pytest.raises(FreightError, match="cannot package"):
-        package._quote(name)
-
-
 def test_owners_come_from_the_container(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/passwd").write_text("root:x:0:0::/:/bin/sh\nwww:x:80:80::/:/bin/sh\n")

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from freight.build import tree
+from freight.build import exclude, tree
 from freight.build.options import BuildOptions, Staged
 from freight.build.stage import fetch, install, request_for
 from freight.build.staging import copy_files
@@ -63,6 +63,7 @@ def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: 
                 on_installed=True,
             )
         )
+        exclude.apply(image, manifest.data.get("exclude_paths", []))
         copy_files(manifest, image)
         changes = tree.Changes.between(before, tree.snapshot(image, before))
         if changes.inexpressible:

@@ -8,15 +8,15 @@ taken from the container's own /etc/passwd rather than the build host's.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from freight import __version__
+from freight.build import rpmnames
 from freight.common import progress
 from freight.common.errors import FreightError
 from freight.common.run import run
@@ -26,30 +26,16 @@ from freight.manifest.lock import LockedPackage
 from freight.model import capabilities
 from freight.model.owners import FILE_NAME as OWNERS_FILE
 from freight.model.owners import Owners, RecordedOwners
-from freight.model.paths import IMAGES_DIR, META_DIR, OVERLAYS_DIR, image_dir, meta_dir, overlay_dir
+from freight.model.paths import IMAGES_DIR, META_DIR, OVERLAYS_DIR, RPM_DBPATH, image_dir, meta_dir, overlay_dir
 
 # zstd at its default level, on all cores: the floor freight is measured against is `zstd -T0`.
 PAYLOAD = "w3T0.zstdio"
 BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
-# rpm expands globs in file lists even inside quotes, and its backslash escapes
-# do not reach the file lookup (checked with rpm 4.18): such names are refused.
-_UNLISTABLE = '"\\\n\r[]*?{}'
-_UNLISTABLE_RE = re.compile("[" + re.escape(_UNLISTABLE) + "]")
-
-
-def _quote(rel: str) -> str:
-    """A path as an rpm file list line takes it: quoted for spaces, '%' doubled against macros."""
-    if _UNLISTABLE_RE.search(rel):
-        raise FreightError(
-            f"cannot package {rel!r}: rpm file lists cannot name files containing quotes, backslashes, "
-            "newlines or glob characters ([ ] * ? { }); rename it or leave it out of the container"
-        )
-    return '"' + rel.replace("%", "%%") + '"'
-
-
 class Listed(NamedTuple):
     paths: int
     with_capabilities: int
+    refused: list[tuple[str, str]]  # (path, why): names rpm cannot carry, left out of the list
+    decoy: rpmnames.Decoy  # what rpmbuild's --buildroot must go through for the list's patterns
 
 
 def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: RecordedOwners) -> Listed:
@@ -62,7 +48,8 @@ def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: Recorde
     because a root filesystem has tens of thousands of paths."""
     with out.open("w") as f:
         listing = _Listing(f, owners, recorded)
-        return Listed(_list_dir(listing, os.fspath(buildroot), ""), listing.with_capabilities)
+        count = _list_dir(listing, os.fspath(buildroot), "")
+        return Listed(count, listing.with_capabilities, listing.refused, listing.decoy)
 
 
 @dataclass
@@ -71,9 +58,15 @@ class _Listing:
     owners: Owners
     recorded: RecordedOwners
     with_capabilities: int = 0
+    decoy: rpmnames.Decoy = field(default_factory=rpmnames.Decoy)
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, path: str, st: os.stat_result, rel: str, prefix: str = "") -> None:
         """One line of the file list (PREFIX: %dir), with its owner and capabilities."""
+        why = rpmnames.refusal(rel)
+        if why is not None:
+            self.refused.append((rel, why))
+            return
         names = self.owners.names(st, rel)
         if names is not None:
             self.recorded.paths[rel] = names
@@ -81,7 +74,12 @@ class _Listing:
         if stat.S_ISREG(st.st_mode) and capabilities.raw(path) is not None:
             prefix += f"%caps({capabilities.text_of(path)}) "
             self.with_capabilities += 1
-        self.out.write(f"{prefix}{_quote(rel)}\n")
+        self.write(rel, prefix)
+
+    def write(self, rel: str, prefix: str = "") -> None:
+        written = rpmnames.pattern(rel)
+        self.decoy.see(written)
+        self.out.write(f"{prefix}{written}\n")
 
 
 def _list_dir(listing: _Listing, path: str, rel_dir: str) -> int:
@@ -150,6 +148,8 @@ def build_rpm(
         filelist = top / "files.list"
         recorded = RecordedOwners()
         listed = write_filelist(buildroot, owners, filelist, recorded)
+        if listed.refused:
+            raise FreightError(_refusal_message(manifest, buildroot, listed.refused))
         count = listed.paths + _record_owners(manifest, buildroot, recorded, filelist)
         spec = top / f"{manifest.package_name}.spec"
         spec.write_text(
@@ -176,11 +176,11 @@ def build_rpm(
                 file_capabilities=listed.with_capabilities > 0,
             )
         )
-        with progress.spinner(f"Packing {count} files with rpmbuild"):
+        with progress.spinner(f"Packing {count} files with rpmbuild"), listed.decoy.link(buildroot, top) as root_link:
             proc = run(
                 [
                     "rpmbuild", "-bb", "--noclean",
-                    "--buildroot", buildroot,
+                    "--buildroot", root_link,
                     "--define", f"_topdir {top}",
                     "--define", f"_rpmdir {out_tmp_s}",
                     "--define", f"_build_name_fmt {BUILD_NAME_FMT}",
@@ -204,8 +204,42 @@ def _record_owners(manifest: Manifest, buildroot: Path, recorded: RecordedOwners
     rel = f"{meta_dir(manifest.name)}/{OWNERS_FILE}"
     (buildroot / rel.lstrip("/")).write_text(recorded.under(tree).to_json())
     with filelist.open("a") as f:
-        f.write(f"{_quote(rel)}\n")
+        f.write(f"{rpmnames.pattern(rel)}\n")
     return 1
+
+
+def _refusal_message(manifest: Manifest, buildroot: Path, refused: list[tuple[str, str]]) -> str:
+    """Name each path rpm cannot carry, where it came from, and how to leave it out."""
+    image = image_dir(manifest.name)
+    lines = []
+    for rel, why in refused[:_REFUSALS_SHOWN]:
+        inside = rel[len(image):] if rel.startswith(image + "/") else rel
+        lines.append(f"  {inside!r}: {why}; {_origin(manifest, buildroot / image.lstrip('/'), inside)}")
+    if len(refused) > _REFUSALS_SHOWN:
+        lines.append(f"  … and {len(refused) - _REFUSALS_SHOWN} more")
+    return (
+        f"cannot package {len(refused)} path{'s' if len(refused) != 1 else ''} of {manifest.name}:\n" + "\n".join(lines)
+        + "\nLeave paths out with 'exclude_paths: [GLOB, ...]' in the manifest (applied after the packages are installed)."
+    )
+
+
+_REFUSALS_SHOWN = 10
+
+
+def _origin(manifest: Manifest, image_root: Path, inside: str) -> str:
+    """Which package installed INSIDE, by the image's own rpm database, or that none did."""
+    for copy in manifest.files:
+        if inside == copy.dest or inside.startswith(copy.dest.rstrip("/") + "/"):
+            return f"the manifest's files copy it to {copy.dest} (rename it at its source)"
+    if not (image_root / RPM_DBPATH.lstrip("/")).is_dir():
+        return "it is in the layer's changes"
+    owner = run(
+        ["rpm", "--root", image_root, "--dbpath", RPM_DBPATH, "-qf", "--qf", "%{NAME}\n", inside],
+        check=False,
+    )
+    if owner.returncode == 0 and owner.stdout.strip():
+        return f"installed by the package {owner.stdout.split()[0]}"
+    return "no package owns it (a package's scriptlet made it)"
 
 
 def _magic_db() -> str:

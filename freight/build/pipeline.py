@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from freight.build import fixes, package, sbom, stage
+from freight.build import exclude, fixes, package, sbom, stage
 from freight.build.options import BuildOptions, BuildResult, Staged, host_arch
 from freight.build.staging import copy_files, staging, write_metadata
 from freight.build.stamp import Stamp, inputs_digest, rpm_path_for
@@ -121,6 +121,7 @@ def _stage_image(manifest: Manifest, buildroot: Path, options: BuildOptions, exi
             locked=[asdict(p) for p in existing.packages] if existing else None,
         )
     )
+    exclude.apply(image_root, manifest.data.get("exclude_paths", []))
     copy_files(manifest, image_root)
     return Staged(
         packages=installed.packages,

@@ -67,6 +67,8 @@ def run(
             stderr=subprocess.PIPE if capture else None,
             stdin=None if input is not None else subprocess.DEVNULL,
             text=text,
+            # Tools print file names, which need not be UTF-8: kept as os.fsdecode keeps them.
+            errors="surrogateescape" if text else None,
             check=False,
         )
     except FileNotFoundError as exc:

@@ -108,6 +108,8 @@ class Manifest:
             "releasever": self.data.get("releasever"),
             "arch": self.data.get("arch"),
         }
+        if self.data.get("exclude_paths"):  # only when given: older locks stay valid
+            inputs["exclude_paths"] = sorted(self.data["exclude_paths"])
         if self.base is not None:
             inputs["base"] = self.base
             inputs["base_version"] = self.data.get("base_version")

@@ -159,6 +159,11 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "packages dnf must not install (globs allowed)",
             _str("a package name or glob such as *-doc", PACKAGE_GLOB_RE),
         ),
+        "exclude_paths": _list(
+            "paths left out of the container once its packages are installed: globs matched against the whole "
+            "path, '*' crossing '/'; a folder that matches goes with everything in it",
+            _str("an absolute path or glob such as /usr/share/doc/*", r"^/[^\n\r]{0,4095}$"),
+        ),
         "install_weak_deps": _bool("whether to install weak dependencies (Recommends), default false"),
         "files": _list(
             "extra files copied into the container",
