@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +39,17 @@ class Package:
     provides: list[str] = field(default_factory=list)
     conffiles: set[str] = field(default_factory=set)  # absolute paths
     post: str | None = None
+    post_lua: bool = False  # rpm's own Lua runs with nothing installed in the root yet
 
 
 def build(tree: Path, package: Package, outdir: Path, owner: Owner = by_build_host) -> Path:
     """rpmbuild TREE (the buildroot, in place) as PACKAGE into OUTDIR; return the RPM."""
-    top = outdir / f".{package.name}.top"
-    top.mkdir(parents=True, exist_ok=True)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="treerpm.") as top_s:
+        return _build(tree, package, outdir, owner, Path(top_s))
+
+
+def _build(tree: Path, package: Package, outdir: Path, owner: Owner, top: Path) -> Path:
     decoy = rpmnames.Decoy()
     with (top / "files.list").open("w") as out:
         for rel, st in _walk(tree):
@@ -79,7 +85,7 @@ def _walk(tree: Path) -> Iterable[tuple[str, os.stat_result]]:
 
 def _spec(p: Package, filelist: Path) -> str:
     lines = [
-        f"Name: {p.name}", f"Version: {p.version}", f"Release: {p.release}", f"Summary: {p.summary}",
+        f"Name: {p.name}", f"Version: {p.version}", f"Release: {p.release}", f"Summary: {p.summary.replace('%', '%%')}",
         "License: test", f"BuildArch: {p.arch}", "AutoReqProv: no",
     ]
     if p.epoch is not None:
@@ -90,9 +96,9 @@ def _spec(p: Package, filelist: Path) -> str:
         "%global _build_id_links none", "%global debug_package %{nil}", "%global __os_install_post %{nil}",
         "%global __spec_install_post %{nil}", "%global __check_files %{nil}", "%global _binary_payload w3T0.zstdio",
         "%global use_source_date_epoch_as_buildtime 1", "%global _buildhost test",
-        "%description", p.summary,
+        "%description", p.summary.replace("%", "%%"),
     ]
     if p.post:
-        lines += ["%post", p.post]
+        lines += ["%post -p <lua>" if p.post_lua else "%post", p.post]
     lines += [f"%files -f {filelist}"]
     return "\n".join(lines) + "\n"

@@ -70,6 +70,8 @@ class _Listing:
         names = self.owners.names(st, rel)
         if names is not None:
             self.recorded.paths[rel] = names
+            if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                self.recorded.modes[rel] = stat.S_IMODE(st.st_mode)
             prefix += f"%attr(-,{names[0]},{names[1]}) "
         if stat.S_ISREG(st.st_mode) and capabilities.raw(path) is not None:
             prefix += f"%caps({capabilities.text_of(path)}) "

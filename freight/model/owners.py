@@ -70,14 +70,22 @@ class RecordedOwners:
     """(user, group) names by path, relative to the tree they belong to (an image or an overlay), without a leading '/'."""
 
     paths: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The whole mode of a setuid or setgid path: a host's rpm clears those bits when it
+    # cannot resolve the owner (a user or group only the container has).
+    modes: dict[str, int] = field(default_factory=dict)
 
     def under(self, prefix: str) -> RecordedOwners:
         """The entries below PREFIX (a path as recorded, with its leading '/'), made relative to it."""
         start = prefix.rstrip("/") + "/"
-        return RecordedOwners({p[len(start):]: o for p, o in self.paths.items() if p.startswith(start)})
+        return RecordedOwners(
+            {p[len(start):]: o for p, o in self.paths.items() if p.startswith(start)},
+            {p[len(start):]: m for p, m in self.modes.items() if p.startswith(start)},
+        )
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "owners": {p: list(o) for p, o in sorted(self.paths.items())}}, indent=1) + "\n"
+        """[user, group], or [user, group, mode] for a setuid/setgid path; JSON escapes keep any name."""
+        owners = {p: [*o, *([self.modes[p]] if p in self.modes else [])] for p, o in sorted(self.paths.items())}
+        return json.dumps({"format": FORMAT, "owners": owners}, indent=1) + "\n"
 
     @classmethod
     def load(cls, meta_dir: Path) -> RecordedOwners:
@@ -92,7 +100,8 @@ class RecordedOwners:
             raise FreightError(f"{path}: cannot read the container's owners: {exc}") from None
         if doc.get("format") != FORMAT:
             raise FreightError(f"{path}: format {doc.get('format')!r} is not one this freight reads ({FORMAT})")
-        return cls({p: (o[0], o[1]) for p, o in doc["owners"].items()})
+        owners = doc["owners"]
+        return cls({p: (o[0], o[1]) for p, o in owners.items()}, {p: o[2] for p, o in owners.items() if len(o) > 2})
 
     def apply(self, root: Path) -> None:
         """Give ROOT's files their owners, by ROOT's own /etc/passwd and /etc/group."""
@@ -102,23 +111,24 @@ class RecordedOwners:
             if uid is None or gid is None:
                 log.warning("%s: /%s belongs to %s:%s, which the container's account files do not name; left as it is", root, rel, user, group)
                 continue
-            _chown(root / rel, uid, gid)
+            _chown(root / rel, uid, gid, self.modes.get(rel))
 
 
-def _chown(path: Path, uid: int, gid: int) -> None:
-    """lchown PATH, keeping what the kernel drops on a change of owner: setuid/setgid bits and file capabilities."""
+def _chown(path: Path, uid: int, gid: int, mode: int | None = None) -> None:
+    """lchown PATH, keeping what the kernel drops on a change of owner: setuid/setgid bits
+    (MODE, when recorded, is what they must be) and file capabilities."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         raise FreightError(f"{path} is missing: the package that records its owner did not install it") from None
-    if (st.st_uid, st.st_gid) == (uid, gid):
+    if (st.st_uid, st.st_gid) == (uid, gid) and mode in (None, stat.S_IMODE(st.st_mode)):
         return
     if stat.S_ISLNK(st.st_mode):
         os.lchown(path, uid, gid)
         return
     kept = capabilities.raw(path) if stat.S_ISREG(st.st_mode) else None
     os.lchown(path, uid, gid)
-    if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-        os.chmod(path, stat.S_IMODE(st.st_mode))
+    if mode is not None or st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+        os.chmod(path, mode if mode is not None else stat.S_IMODE(st.st_mode))
     if kept is not None:
         os.setxattr(path, capabilities.CAPABILITY_XATTR, kept)
