@@ -82,6 +82,9 @@ def bad_packages(signed_webapp: Path, built_webapp: Path, stranger: Signer, sign
     write("tampered-payload", _flip(good, len(good) - 5000))
     write("truncated-header", good[:3000])
     write("truncated-payload", good[: len(good) - 100])
+    unsigned = built_webapp.read_bytes()
+    write("unsigned-truncated", unsigned[: len(unsigned) - 100])
+    write("unsigned-corrupted", _flip(unsigned, len(unsigned) - 5000))
     write("not-an-rpm", b"#!/bin/sh\necho this is not a package\n")
     write("empty", b"")
     liar = rpm_from_spec("fake-container.spec", out / "liar", manifest_version="6.6.6")
@@ -98,6 +101,8 @@ REASONS = {
     "tampered-payload": "the payload was altered",
     "truncated-header": "truncated or damaged",
     "truncated-payload": "truncated:",
+    "unsigned-truncated": "truncated:",
+    "unsigned-corrupted": "the payload was altered",
     "not-an-rpm": "not an RPM package",
     "empty": "not an RPM package",
     "manifest-mismatch": "the embedded manifest says container-fake 6.6.6-1, but the header says container-fake 1.0-1",
@@ -122,6 +127,31 @@ def test_verify_reports_every_package_and_fails_if_any_is_bad(bad_packages: dict
     assert [v["path"] for v in verdicts] == [str(p) for p in paths]
     assert [v["ok"] for v in verdicts] == [True] + [False] * len(bad_packages)
     assert all(v["reason"] for v in verdicts[1:])
+
+
+def test_a_damaged_unsigned_package_is_called_damaged_as_rpm_k_does(bad_packages: dict[str, Path], signer: Signer, tmp_path: Path) -> None:
+    """Not "not signed, its digests are intact": rpm -K itself says the digests are not OK."""
+    for kind in ("unsigned-truncated", "unsigned-corrupted"):
+        rpm_k = _rpm("-K", bad_packages[kind], dbpath=tmp_path / "db")
+        assert rpm_k.returncode != 0 and "NOT OK" in rpm_k.stdout, rpm_k.stdout
+        result = freight("verify", bad_packages[kind], env=signer.env)
+        assert result.returncode == 1 and "not signed" not in result.stdout and "intact" not in result.stdout, result.stdout
+
+
+def test_every_package_of_an_untrusted_signer_names_the_key(built_webapp: Path, stranger: Signer, signer: Signer, tmp_path: Path) -> None:
+    """rpm logs a missing key once per process: the second package must not be called damaged."""
+    copies = []
+    for i in range(3):
+        copies.append(tmp_path / f"c{i}" / built_webapp.name)
+        copies[-1].parent.mkdir()
+        shutil.copy2(built_webapp, copies[-1])
+    assert freight("sign", "--key", stranger.fingerprint, *copies, env=stranger.env).returncode == 0
+    result = freight("verify", *copies, env=signer.env)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout
+    for path, line in zip(copies, lines):
+        assert line.startswith(f"{path}: signed by key {stranger.fingerprint[-8:]}, which is not trusted"), line
 
 
 def test_unknown_key_names_the_key(bad_packages: dict[str, Path], stranger: Signer, signer: Signer) -> None:
