@@ -98,8 +98,21 @@ def test_affected_by_cve_and_by_version(scenario: tuple[Path, Path, Path]) -> No
     ]
     none = freight("affected", out, "--package", "demo-ssl", "--below", "1.0")
     assert (none.returncode, none.stdout.strip()) == (0, "no container package is affected")
-    unknown_cve = freight("affected", out, repo, "--cve", "CVE-1999-0001")
-    assert unknown_cve.returncode == 0
+    # the repositories may follow the options; a CVE id in lower case is the same CVE
+    after = freight("affected", "--cve", CVE.lower(), out, repo)
+    assert (after.returncode, after.stdout) == (100, by_cve.stdout), after.stderr
+
+
+def test_affected_by_a_cve_no_advisory_names_is_an_error_not_a_clean_bill(scenario: tuple[Path, Path, Path]) -> None:
+    repo, _, out = scenario
+    fix_demo_ssl(repo)
+    for args in ([out, repo, "--cve", "CVE-1999-0001"], [out, "--cve", CVE]):  # unknown CVE; the containers' repository alone
+        result = freight("affected", *args)
+        assert result.returncode == 1, result.stdout
+        assert "no container package is affected" not in result.stdout
+        assert f"no advisory in {', '.join(map(str, args[:-2]))} names a fixed package for {args[-1]}" in result.stderr
+    malformed = freight("affected", out, repo, "--cve", "1999-0001")
+    assert malformed.returncode == 2 and "--cve: expected a CVE id such as CVE-2024-12345, got '1999-0001'" in malformed.stderr
 
 
 def test_plain_dnf_answers_the_same_question(scenario: tuple[Path, Path, Path], tmp_path: Path) -> None:
