@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Signer, freight, gnupg_home, rpm_from_spec
+from conftest import Signer, freight, gnupg_home, rpm_from_spec, webapp_manifest, write_manifest
 
 from freight.trust import keys, sign
 
@@ -231,3 +231,50 @@ def test_a_release_bumped_by_the_lock_serial_matches_its_manifest(signer: Signer
     result = freight("sign", "--key", signer.fingerprint, bumped, env=signer.env)
     assert result.returncode == 0, result.stderr
     assert freight("verify", bumped, env=signer.env).returncode == 0
+
+
+def _signer_of(path: Path) -> str:
+    return subprocess.run(["rpm", "-qp", "--qf", "%{RSAHEADER:pgpsig}|%{DSAHEADER:pgpsig}", path], capture_output=True, text=True, check=True).stdout
+
+
+def test_an_unsigned_build_does_not_replace_a_signed_package(demo_repo: Path, signer: Signer, tmp_path: Path) -> None:
+    """build, sign, build again: the second build must not leave an unsigned RPM where the signed one was."""
+    manifest = webapp_manifest(tmp_path / "w", demo_repo)
+    out = tmp_path / "out"
+    built = freight("build", manifest, "-o", out, env=signer.env)
+    assert built.returncode == 0, built.stderr
+    rpm = Path(built.last_line)
+    assert freight("sign", "--key", signer.fingerprint, rpm, env=signer.env).returncode == 0
+    signed = rpm.read_bytes()
+
+    again = freight("build", manifest, "-o", out, "--force", env=signer.env)
+    assert again.returncode == 2, again.stderr
+    assert f"{rpm} is signed (key {signer.fingerprint[-16:]}) and this build is not" in again.stderr
+    assert rpm.read_bytes() == signed and sorted(p.name for p in out.iterdir()) == [rpm.name]
+
+    # $FREIGHT_SIGN_KEY signs a build as it signs `freight sign` and `freight publish`
+    by_env = freight("build", manifest, "-o", out, "--force", env={**signer.env, "FREIGHT_SIGN_KEY": signer.fingerprint})
+    assert by_env.returncode == 0, by_env.stderr
+    assert "Signing with" in by_env.stderr and "FREIGHT_SIGN_KEY" in by_env.stderr
+    assert freight("verify", rpm, env=signer.env).returncode == 0
+    assert signer.fingerprint[-16:].lower() in _signer_of(rpm)
+
+
+def test_an_unsigned_derivative_does_not_replace_a_signed_one(signer: Signer, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/page.html").write_text("<h1>prod</h1>\n")
+    manifest = write_manifest(tmp_path / "d", """\
+        name: webapp-prod
+        version: "1.0"
+        summary: a derivative
+        license: MIT
+        base: webapp
+        files: [{src: page.html, dest: /srv/www/index.html}]
+        """)
+    out = tmp_path / "out"
+    signed = freight("build", manifest, "-o", out, "--sign", signer.fingerprint, env=signer.env)
+    assert signed.returncode == 0, signed.stderr
+    before = Path(signed.last_line).read_bytes()
+    unsigned = freight("build", manifest, "-o", out, env=signer.env)
+    assert unsigned.returncode == 2 and "and this build is not" in unsigned.stderr
+    assert Path(signed.last_line).read_bytes() == before
