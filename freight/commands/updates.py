@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         description=(
             "Compare each manifest's lock with the newest packages in its repositories and list every "
             "package with a newer version, marking security fixes from the repositories' advisories. "
+            "A derivative of files only is answered for its base: the base's manifest named with it, else "
+            "BASE/manifest.yaml in the folder beside the derivative's. "
             "Exit code 0: nothing outdated; 100: a rebuild is due (as dnf check-update); 1: an error; "
             "2: bad input (arguments, a manifest, a missing lock). "
             "With --host: the containers installed on this host instead, each with a newer container "
@@ -71,7 +73,7 @@ def _outdated(args: argparse.Namespace) -> int:
     from freight.manifest import load as manifest
     from freight.updates import outdated
 
-    reports = [outdated.check(manifest.load(path)) for path in args.manifests]
+    reports = outdated.check_all([manifest.load(path) for path in args.manifests])
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     else:
