@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Signer, freight, gnupg_home, rpm_from_spec, webapp_manifest, write_manifest
+from conftest import Signer, freight, gnupg_home, make_signer, rpm_from_spec, webapp_manifest, write_manifest
 
 from freight.trust import keys, sign
 
@@ -278,3 +278,19 @@ def test_an_unsigned_derivative_does_not_replace_a_signed_one(signer: Signer, tm
     unsigned = freight("build", manifest, "-o", out, env=signer.env)
     assert unsigned.returncode == 2 and "and this build is not" in unsigned.stderr
     assert Path(signed.last_line).read_bytes() == before
+
+
+def test_the_default_rsa4096_key_signs_and_verifies(built_webapp: Path, tmp_path: Path) -> None:
+    """The key `freight key generate` makes by default (the other tests use ed25519 for speed)."""
+    rsa = make_signer(tmp_path / "rsa", "rsa@example.com", algorithm="rsa4096")
+    rpm = tmp_path / built_webapp.name
+    shutil.copy2(built_webapp, rpm)
+    assert freight("sign", rpm, env=rsa.env).returncode == 0
+    assert "RSA/SHA256" in _rpm("-qp", "--qf", "%{RSAHEADER:pgpsig}", rpm, dbpath=tmp_path / "q").stdout
+    verified = freight("verify", "--json", rpm, env=rsa.env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)[0]["signer"] == rsa.fingerprint[-16:]
+    db = tmp_path / "rpmdb"
+    assert _rpm("--import", rsa.pubkey, dbpath=db).returncode == 0
+    checked = _rpm("--checksig", "-v", rpm, dbpath=db)
+    assert checked.returncode == 0 and f"RSA/SHA256 Signature, key ID {rsa.fingerprint[-8:].lower()}: OK" in checked.stdout, checked.stdout
