@@ -134,14 +134,19 @@ def test_packaged_files_keep_their_packages_times_and_the_rest_is_clamped(repo: 
     plain_times = dump(plain_build.last_line)
     assert plain_times[f"/{IMAGE}{DBPATH}/rpmdb.sqlite"] == plain_times[f"/{META}/manifest.json"] == source_date
 
-    # as a host lays it down: rpm writes the files, the image's database gives them their owners; rpm -V is clean
+    # as a host lays it down: rpm writes the files, the image's database gives them their owners. The image's
+    # own rpm -Va is clean (no line, exit 0); the host's rpm -V reports only the owner names it cannot
+    # resolve (users only the container has, see the README's Known limits), and nothing else
     root = tmp_path / "host"
     subprocess.run(["rpm", "-i", "--root", root, "--dbpath", DBPATH, "--nodeps", "--noscripts", built.last_line],
                    check=True, capture_output=True, env={**os.environ, "RPM_FORCE_DEBIAN": "1"})
     as_the_hook(root, "webapp", root / IMAGE)
-    for db_root, what in ((root, ["-V", "--nodeps", "container-webapp"]), (root / IMAGE, ["-Va", "--nodeps"])):
-        verify = subprocess.run(["rpm", "--root", db_root, "--dbpath", DBPATH, *what], capture_output=True, text=True)
-        assert [line for line in verify.stdout.splitlines() if "T" in line.split()[0]] == [], verify.stdout
+    image = subprocess.run(["rpm", "--root", root / IMAGE, "--dbpath", DBPATH, "-Va", "--nodeps"], capture_output=True, text=True)
+    assert (image.returncode, image.stdout) == (0, ""), image.stdout + image.stderr
+    host = subprocess.run(["rpm", "--root", root, "--dbpath", DBPATH, "-V", "--nodeps", "container-webapp"], capture_output=True, text=True)
+    changed = host.stdout.splitlines()
+    assert all(line.split()[0].strip(".UG") == "" for line in changed), host.stdout
+    assert host.returncode == (1 if changed else 0), host.stdout + host.stderr
 
 
 def test_lock_pins_versions_until_update_lock(repo: Path, tmp_path: Path) -> None:

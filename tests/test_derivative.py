@@ -154,6 +154,16 @@ def dump(rpm: Path, prefix: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def payload_file(rpm: Path, path: str) -> str:
+    """The content of PATH in RPM's payload (rpm2archive gives it as a tar stream)."""
+    with rpm.open("rb") as f:
+        archive = subprocess.run(["rpm2archive", "-"], stdin=f, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile(f".{path}")
+        assert member is not None, path
+        return member.read().decode()
+
+
 def test_layer_carries_only_what_its_packages_add_or_change(built_layer: tuple[Path, Path], built_webapp: Path) -> None:
     manifest, rpm = built_layer
     assert rpm.name == "container-webapp-extra-1.0-1.x86_64.rpm"  # binaries may come in: the base's arch
@@ -180,16 +190,6 @@ def test_layer_carries_only_what_its_packages_add_or_change(built_layer: tuple[P
     # and the same names for the host's hook to apply with the instance's own account files
     recorded = json.loads(payload_file(rpm, "/usr/share/freight/containers/webapp-extra/owners.json"))
     assert recorded == {"format": 1, "owners": {"srv/extra": ["extra", "extra"], "srv/extra/data": ["extra", "extra"]}}
-
-
-def payload_file(rpm: Path, path: str) -> str:
-    """The content of PATH in RPM's payload (rpm2archive gives it as a tar stream)."""
-    with rpm.open("rb") as f:
-        archive = subprocess.run(["rpm2archive", "-"], stdin=f, capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        member = tar.extractfile(f".{path}")
-        assert member is not None, path
-        return member.read().decode()
 
     # a diff against one exact base build: it requires that build, nothing older or newer
     assert [r for r in q("--requires", rpm) if r.startswith("container-")] == ["container-webapp = 1.0-1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,25 @@ def test_the_shipped_host_conf_says_the_defaults() -> None:
     shipped = config.load(Path(__file__).resolve().parent.parent / "packaging/host.conf")
     defaults = config.load(Path("/nonexistent/host.conf"))
     assert {**vars(shipped), "path": None} == {**vars(defaults), "path": None}
+
+
+def test_end_of_line_comments_are_not_part_of_the_value(tmp_path: Path) -> None:
+    conf = tmp_path / "host.conf"
+    conf.write_text("[host]\nstorage = dir    # zfs, dir, or auto\nparent = tank/c  ; the parent\nkeep_snapshots = 3 # kept\n")
+    cfg = config.load(conf)
+    assert (cfg.storage, cfg.parent, cfg.keep_snapshots) == ("dir", "tank/c", 3)
+
+
+def test_the_readme_host_conf_loads(tmp_path: Path) -> None:
+    """Every ini block the README shows is a host.conf freight accepts, as written."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"^```ini\n(.*?)^```", readme, re.S | re.M)
+    assert blocks, "the README shows no host.conf"
+    for i, block in enumerate(blocks):
+        conf = tmp_path / f"host{i}.conf"
+        conf.write_text(block)
+        cfg = config.load(conf)
+        assert cfg.storage in config.STORAGE_KINDS and " " not in cfg.parent
 
 
 def test_the_environment_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

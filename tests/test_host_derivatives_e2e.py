@@ -178,6 +178,7 @@ def test_base_and_derivative_serve_upgrade_roll_back_and_remove(storage: str, e2
     said = host.run(["freight", "rollback", "webapp-prod"])
     took = time.monotonic() - started
     print(f"\nrollback with systemd running, {storage}: {took:.2f} s (stop, move, start)")
+    assert took < 15, f"rollback with systemd took {took:.2f} s; the README promises under 15 s for stop, move and start"
     assert f"webapp-prod: rolled back from webapp {new} to {old} (restarted on it)" in said, said
     assert f"The package container-webapp stays at {new}" in said and f"'dnf downgrade container-webapp-{old}'" in said
     assert fetch(host, f"demo-www {old_www}", PROD_PORT, "/version.txt") and fetch(host, PROD_PAGE, PROD_PORT)

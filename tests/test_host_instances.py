@@ -37,6 +37,10 @@ run:
   state: [{state}]
 """
 
+# The README: rollback is well under a second of freight's work (0.3-0.8 s measured for the whole command);
+# the bound leaves room for a loaded machine, and the README names it.
+ROLLBACK_SECONDS = 1.5
+
 
 @pytest.fixture(scope="session")
 def prod_rpms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -147,7 +151,7 @@ def test_base_and_derivative_instances(rpm_host: RpmHost, webapp_rpms: dict[str,
     code, out, err = cli(h, "rollback", "webapp-prod")
     took = time.monotonic() - started
     assert code == 0, err
-    assert took < 10, took
+    assert took < ROLLBACK_SECONDS, f"rollback took {took:.2f} s; the README promises under {ROLLBACK_SECONDS} s"
     print(f"\nrollback on {cfg.storage}: {took:.2f} s (the whole command)")
     assert "webapp-prod: rolled back from webapp 1.1-1 to 1.0-1" in out
     assert "The package container-webapp stays at 1.1-1" in out

@@ -122,6 +122,34 @@ def test_version_keeps_its_text(tmp_path: Path) -> None:
     assert loaded.repos[0].baseurl == (tmp_path / "repo").as_uri()
 
 
+def test_the_published_schema_accepts_what_freight_builds_and_refuses_what_it_refuses(tmp_path: Path) -> None:
+    """freight, `freight schema` used with a standard YAML loader (as editors and linters do), and the
+    README agree on `version: 1.10` unquoted: freight builds 1.10, and the schema does not refuse it."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    from freight.manifest import load as m
+
+    schema = json.loads(freight("schema").stdout)
+    (tmp_path / "repo").mkdir()
+    unquoted = _replace("version:", "version: 1.10") + "release: 02\nreleasever: 39\nfiles:\n  - src: repo\n    dest: /srv\n    mode: 0755\n"
+    path = tmp_path / "manifest.yaml"
+    path.write_text(unquoted)
+    assert m.load(path).version == "1.10"
+    jsonschema.validate(yaml.safe_load(unquoted), schema)  # raises if a linter would refuse it
+    for bad in ("version: 1-0", "version: [1]"):  # refused by both
+        path.write_text(_replace("version:", bad))
+        with pytest.raises(m.ManifestError):
+            m.load(path)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(yaml.safe_load(_replace("version:", bad)), schema)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "YAML reads 1.10 as 1.1" not in readme  # freight does not; the README must say what freight does
+    assert "version: 1.10" in readme and "stays 1.10" in readme
+
+
 def test_schema_command_prints_json_schema() -> None:
     import json
 

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Signer, freight, gnupg_home, rpm_from_spec
+from conftest import Signer, freight, gnupg_home, make_signer, rpm_from_spec, webapp_manifest, write_manifest
 
 from freight.trust import keys, sign
 
@@ -82,6 +82,9 @@ def bad_packages(signed_webapp: Path, built_webapp: Path, stranger: Signer, sign
     write("tampered-payload", _flip(good, len(good) - 5000))
     write("truncated-header", good[:3000])
     write("truncated-payload", good[: len(good) - 100])
+    unsigned = built_webapp.read_bytes()
+    write("unsigned-truncated", unsigned[: len(unsigned) - 100])
+    write("unsigned-corrupted", _flip(unsigned, len(unsigned) - 5000))
     write("not-an-rpm", b"#!/bin/sh\necho this is not a package\n")
     write("empty", b"")
     liar = rpm_from_spec("fake-container.spec", out / "liar", manifest_version="6.6.6")
@@ -98,6 +101,8 @@ REASONS = {
     "tampered-payload": "the payload was altered",
     "truncated-header": "truncated or damaged",
     "truncated-payload": "truncated:",
+    "unsigned-truncated": "truncated:",
+    "unsigned-corrupted": "the payload was altered",
     "not-an-rpm": "not an RPM package",
     "empty": "not an RPM package",
     "manifest-mismatch": "the embedded manifest says container-fake 6.6.6-1, but the header says container-fake 1.0-1",
@@ -122,6 +127,31 @@ def test_verify_reports_every_package_and_fails_if_any_is_bad(bad_packages: dict
     assert [v["path"] for v in verdicts] == [str(p) for p in paths]
     assert [v["ok"] for v in verdicts] == [True] + [False] * len(bad_packages)
     assert all(v["reason"] for v in verdicts[1:])
+
+
+def test_a_damaged_unsigned_package_is_called_damaged_as_rpm_k_does(bad_packages: dict[str, Path], signer: Signer, tmp_path: Path) -> None:
+    """Not "not signed, its digests are intact": rpm -K itself says the digests are not OK."""
+    for kind in ("unsigned-truncated", "unsigned-corrupted"):
+        rpm_k = _rpm("-K", bad_packages[kind], dbpath=tmp_path / "db")
+        assert rpm_k.returncode != 0 and "NOT OK" in rpm_k.stdout, rpm_k.stdout
+        result = freight("verify", bad_packages[kind], env=signer.env)
+        assert result.returncode == 1 and "not signed" not in result.stdout and "intact" not in result.stdout, result.stdout
+
+
+def test_every_package_of_an_untrusted_signer_names_the_key(built_webapp: Path, stranger: Signer, signer: Signer, tmp_path: Path) -> None:
+    """rpm logs a missing key once per process: the second package must not be called damaged."""
+    copies = []
+    for i in range(3):
+        copies.append(tmp_path / f"c{i}" / built_webapp.name)
+        copies[-1].parent.mkdir()
+        shutil.copy2(built_webapp, copies[-1])
+    assert freight("sign", "--key", stranger.fingerprint, *copies, env=stranger.env).returncode == 0
+    result = freight("verify", *copies, env=signer.env)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout
+    for path, line in zip(copies, lines):
+        assert line.startswith(f"{path}: signed by key {stranger.fingerprint[-8:]}, which is not trusted"), line
 
 
 def test_unknown_key_names_the_key(bad_packages: dict[str, Path], stranger: Signer, signer: Signer) -> None:
@@ -201,3 +231,66 @@ def test_a_release_bumped_by_the_lock_serial_matches_its_manifest(signer: Signer
     result = freight("sign", "--key", signer.fingerprint, bumped, env=signer.env)
     assert result.returncode == 0, result.stderr
     assert freight("verify", bumped, env=signer.env).returncode == 0
+
+
+def _signer_of(path: Path) -> str:
+    return subprocess.run(["rpm", "-qp", "--qf", "%{RSAHEADER:pgpsig}|%{DSAHEADER:pgpsig}", path], capture_output=True, text=True, check=True).stdout
+
+
+def test_an_unsigned_build_does_not_replace_a_signed_package(demo_repo: Path, signer: Signer, tmp_path: Path) -> None:
+    """build, sign, build again: the second build must not leave an unsigned RPM where the signed one was."""
+    manifest = webapp_manifest(tmp_path / "w", demo_repo)
+    out = tmp_path / "out"
+    built = freight("build", manifest, "-o", out, env=signer.env)
+    assert built.returncode == 0, built.stderr
+    rpm = Path(built.last_line)
+    assert freight("sign", "--key", signer.fingerprint, rpm, env=signer.env).returncode == 0
+    signed = rpm.read_bytes()
+
+    again = freight("build", manifest, "-o", out, "--force", env=signer.env)
+    assert again.returncode == 2, again.stderr
+    assert f"{rpm} is signed (key {signer.fingerprint[-16:]}) and this build is not" in again.stderr
+    assert rpm.read_bytes() == signed and sorted(p.name for p in out.iterdir()) == [rpm.name]
+
+    # $FREIGHT_SIGN_KEY signs a build as it signs `freight sign` and `freight publish`
+    by_env = freight("build", manifest, "-o", out, "--force", env={**signer.env, "FREIGHT_SIGN_KEY": signer.fingerprint})
+    assert by_env.returncode == 0, by_env.stderr
+    assert "Signing with" in by_env.stderr and "FREIGHT_SIGN_KEY" in by_env.stderr
+    assert freight("verify", rpm, env=signer.env).returncode == 0
+    assert signer.fingerprint[-16:].lower() in _signer_of(rpm)
+
+
+def test_an_unsigned_derivative_does_not_replace_a_signed_one(signer: Signer, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/page.html").write_text("<h1>prod</h1>\n")
+    manifest = write_manifest(tmp_path / "d", """\
+        name: webapp-prod
+        version: "1.0"
+        summary: a derivative
+        license: MIT
+        base: webapp
+        files: [{src: page.html, dest: /srv/www/index.html}]
+        """)
+    out = tmp_path / "out"
+    signed = freight("build", manifest, "-o", out, "--sign", signer.fingerprint, env=signer.env)
+    assert signed.returncode == 0, signed.stderr
+    before = Path(signed.last_line).read_bytes()
+    unsigned = freight("build", manifest, "-o", out, env=signer.env)
+    assert unsigned.returncode == 2 and "and this build is not" in unsigned.stderr
+    assert Path(signed.last_line).read_bytes() == before
+
+
+def test_the_default_rsa4096_key_signs_and_verifies(built_webapp: Path, tmp_path: Path) -> None:
+    """The key `freight key generate` makes by default (the other tests use ed25519 for speed)."""
+    rsa = make_signer(tmp_path / "rsa", "rsa@example.com", algorithm="rsa4096")
+    rpm = tmp_path / built_webapp.name
+    shutil.copy2(built_webapp, rpm)
+    assert freight("sign", rpm, env=rsa.env).returncode == 0
+    assert "RSA/SHA256" in _rpm("-qp", "--qf", "%{RSAHEADER:pgpsig}", rpm, dbpath=tmp_path / "q").stdout
+    verified = freight("verify", "--json", rpm, env=rsa.env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)[0]["signer"] == rsa.fingerprint[-16:]
+    db = tmp_path / "rpmdb"
+    assert _rpm("--import", rsa.pubkey, dbpath=db).returncode == 0
+    checked = _rpm("--checksig", "-v", rpm, dbpath=db)
+    assert checked.returncode == 0 and f"RSA/SHA256 Signature, key ID {rsa.fingerprint[-8:].lower()}: OK" in checked.stdout, checked.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import rpm
-from conftest import ROOT, Signer, copy_repo, dnf, freight, rpm_from_spec, webapp_manifest
+from conftest import ROOT, Signer, copy_repo, dnf, freight, rpm_from_spec, webapp_manifest, write_manifest
 
 from freight.dist import demorepo
 from freight.publish import updateinfo
@@ -98,8 +98,21 @@ def test_affected_by_cve_and_by_version(scenario: tuple[Path, Path, Path]) -> No
     ]
     none = freight("affected", out, "--package", "demo-ssl", "--below", "1.0")
     assert (none.returncode, none.stdout.strip()) == (0, "no container package is affected")
-    unknown_cve = freight("affected", out, repo, "--cve", "CVE-1999-0001")
-    assert unknown_cve.returncode == 0
+    # the repositories may follow the options; a CVE id in lower case is the same CVE
+    after = freight("affected", "--cve", CVE.lower(), out, repo)
+    assert (after.returncode, after.stdout) == (100, by_cve.stdout), after.stderr
+
+
+def test_affected_by_a_cve_no_advisory_names_is_an_error_not_a_clean_bill(scenario: tuple[Path, Path, Path]) -> None:
+    repo, _, out = scenario
+    fix_demo_ssl(repo)
+    for args in ([out, repo, "--cve", "CVE-1999-0001"], [out, "--cve", CVE]):  # unknown CVE; the containers' repository alone
+        result = freight("affected", *args)
+        assert result.returncode == 1, result.stdout
+        assert "no container package is affected" not in result.stdout
+        assert f"no advisory in {', '.join(map(str, args[:-2]))} names a fixed package for {args[-1]}" in result.stderr
+    malformed = freight("affected", out, repo, "--cve", "1999-0001")
+    assert malformed.returncode == 2 and "--cve: expected a CVE id such as CVE-2024-12345, got '1999-0001'" in malformed.stderr
 
 
 def test_plain_dnf_answers_the_same_question(scenario: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -200,3 +213,34 @@ def test_publish_gives_the_rebuilt_container_an_advisory_dnf_acts_on(
     # a second publish with nothing new keeps the advisory (it comes from the publish state)
     assert freight("publish", containers, "--sign-key", signer.fingerprint, env=signer.env).returncode == 0
     assert "FREIGHT-container-webapp-1.0-1.1" in {r.id for r in updateinfo.read_repo(containers)}
+
+
+def test_outdated_of_a_files_only_derivative_answers_for_its_base(scenario: tuple[Path, Path, Path]) -> None:
+    """A derivative of files only has no lock: right after it built, outdated answers for the base it runs on."""
+    repo, manifest, _ = scenario
+    folder = manifest.parent.parent / "webapp-prod"  # beside the base's folder, as in examples/
+    folder.mkdir()
+    (folder / "index.html").write_text("<h1>prod</h1>\n")
+    derivative = write_manifest(folder, """\
+        name: webapp-prod
+        version: "1.0"
+        summary: a derivative
+        license: MIT
+        base: webapp
+        files: [{src: index.html, dest: /srv/www/index.html}]
+        """)
+    assert freight("build", derivative, "-o", folder / "out").returncode == 0
+    (manifest.parent.parent / "webapp").symlink_to(manifest.parent.name)  # BASE/manifest.yaml beside it
+    fix_demo_ssl(repo)
+    result = freight("outdated", derivative)
+    assert result.returncode == 100, result.stdout + result.stderr
+    assert "no lock file" not in result.stderr
+    assert f"container-webapp-prod ({derivative}): a derivative of files only, it runs on webapp; its base's packages: see" in result.stdout
+    assert f"demo-ssl  1.0-1 -> 2.0-1  security (Important): {CVE}" in result.stdout
+    # named together, the base is reported once; a base that cannot be found is said so, not an error
+    both = json.loads(freight("outdated", "--json", derivative, manifest).stdout)
+    assert [r["container"] for r in both] == ["container-webapp-prod", "container-webapp"]
+    (manifest.parent.parent / "webapp").unlink()
+    alone = freight("outdated", derivative)
+    assert alone.returncode == 0, alone.stderr
+    assert "name webapp's manifest too to check the packages it runs on" in alone.stdout

@@ -13,7 +13,8 @@ from pathlib import Path
 from freight.build.components import Facts
 from freight.manifest.lock import Lock, LockedPackage
 from freight.model.owners import Owners
-from freight.trust import keys, sign
+from freight.common.errors import UsageError
+from freight.trust import keys, rpmfile, sign
 
 
 @dataclass
@@ -28,6 +29,20 @@ class BuildOptions:
     def signed_by(self) -> str:
         """A part of a build's inputs: signed by another key (or not at all) is another output."""
         return f"signed-by:{self.sign_key.fingerprint}" if self.sign_key else ""
+
+    def refuse_to_unsign(self, rpm_path: Path) -> None:
+        """An unsigned build must not silently replace a signed package of the same name.
+
+        Otherwise `build`, `sign`, `build` leaves an unsigned RPM where a signed one
+        was, and the next `publish --sign-key` refuses the folder."""
+        if self.sign_key is not None:
+            return
+        signer = rpmfile.signer_of(rpm_path)
+        if signer is not None:
+            raise UsageError(
+                f"{rpm_path} is signed (key {signer}) and this build is not: it would replace it with an unsigned "
+                "package. Build with --sign KEYID (or set $FREIGHT_SIGN_KEY), or remove the file first"
+            )
 
     def finish(self) -> Callable[[Path], object] | None:
         """What runs on the RPM before it appears in the output folder: signing, when asked."""

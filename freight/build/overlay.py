@@ -26,6 +26,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     if options.update_lock:
         raise UsageError(f"{manifest.path}: a derivative of files only has no packages, so no lock to update")
     rpm_path = rpm_path_for(manifest, manifest.release, ARCH, options)
+    options.refuse_to_unsign(rpm_path)
     digest = inputs_digest(manifest, manifest.base_requirement or "", options.signed_by())
     if not options.force and options.keep_stage is None and Stamp.current(rpm_path, digest):
         return BuildResult(rpm=rpm_path, up_to_date=True, lock=None)

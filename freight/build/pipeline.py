@@ -49,6 +49,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     repo_digests = {r.name: lock.repomd_digest(r) for r in manifest.repos}
     if existing is not None and not options.force and options.keep_stage is None:
         rpm_path = rpm_path_for(manifest, existing.release(manifest.release), _arch(manifest, existing), options)
+        options.refuse_to_unsign(rpm_path)  # before any work, where the output's name is known
         if Stamp.current(rpm_path, _inputs_digest(manifest, existing, repo_digests, options)):
             return BuildResult(rpm=rpm_path, up_to_date=True, lock=existing)
 
@@ -78,6 +79,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
                 inputs=manifest.resolution_inputs(), repos=repo_digests, packages=staged.packages, base=staged.base, serial_of=version_release
             )
         release = new_lock.release(manifest.release)
+        options.refuse_to_unsign(rpm_path_for(manifest, release, staged.arch, options))
         source_date = max(new_lock.source_date_epoch, staged.newest_file_time)
         write_metadata(manifest, buildroot, new_lock, sbom.subject_of(manifest, new_lock, release, staged.arch, source_date, staged.facts))
         flog.step("Packing %s", manifest.package_name)

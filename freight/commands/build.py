@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from freight.commands import add
-from freight.commands.common import add_passphrase_option, signing_key
+from freight.commands.common import SIGN_KEY_ENV, add_passphrase_option, signing_key
+from freight.common import log as flog
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -18,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
             "Install the manifest's packages with dnf into a staging root and wrap that root "
             "into the RPM container-NAME. The first build writes MANIFEST.lock beside the manifest "
             "with the exact packages; later builds install exactly those. On success the last line "
-            "on stdout is the path of the RPM."
+            "on stdout is the path of the RPM. Exit code 0: built or up to date; 1: a failure (a tool, a "
+            "repository, a signature); 2: bad input (arguments, manifest, lock); 130: interrupted."
         ),
     )
     p.add_argument("manifest", type=Path, help="the manifest (YAML)")
@@ -27,7 +30,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--force", action="store_true", help="rebuild even when the RPM is up to date")
     p.add_argument("--nogpgcheck", action="store_true", help="install packages without checking their signatures (loudly)")
     p.add_argument("--keep-stage", type=Path, metavar="DIR", help="keep the staging tree at DIR for inspection")
-    p.add_argument("--sign", metavar="KEYID", help="sign the RPM with this key before it appears in the output folder")
+    p.add_argument(
+        "--sign",
+        metavar="KEYID",
+        help=f"sign the RPM with this key before it appears in the output folder (default: ${SIGN_KEY_ENV} when set; "
+        "an unsigned build refuses to replace a signed RPM)",
+    )
     add_passphrase_option(p)
     p.set_defaults(func=_build)
 
@@ -37,7 +45,10 @@ def _build(args: argparse.Namespace) -> int:
     from freight.manifest import load as manifest
 
     m = manifest.load(args.manifest)
-    key = signing_key(args.sign, args) if args.sign else None  # fail before the build, not after it
+    keyid = args.sign or os.environ.get(SIGN_KEY_ENV)  # as sign and publish: --sign, else $FREIGHT_SIGN_KEY
+    if keyid and not args.sign:
+        flog.step("Signing with %s (from $%s)", keyid, SIGN_KEY_ENV)
+    key = signing_key(keyid, args) if keyid else None  # fail before the build, not after it
     result = build(
         m,
         BuildOptions(

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from freight.commands import add
 from freight.common.errors import UsageError
 
 # As `dnf check-update`: 0 nothing to do, 100 a rebuild (or an update) is due, 1 an error.
 REBUILD_DUE = 100
-from freight.commands import add
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -22,7 +22,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         description=(
             "Compare each manifest's lock with the newest packages in its repositories and list every "
             "package with a newer version, marking security fixes from the repositories' advisories. "
-            "Exit code 0: nothing outdated; 100: a rebuild is due (as dnf check-update); 1: an error. "
+            "A derivative of files only is answered for its base: the base's manifest named with it, else "
+            "BASE/manifest.yaml in the folder beside the derivative's. "
+            "Exit code 0: nothing outdated; 100: a rebuild is due (as dnf check-update); 1: an error; "
+            "2: bad input (arguments, a manifest, a missing lock). "
             "With --host: the containers installed on this host instead, each with a newer container "
             "package in the host's dnf repositories, and its bundled packages with newer versions or "
             "advisories in the repositories its embedded manifest names (exit 100: an update or a "
@@ -42,8 +45,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         common,
         description=(
             "Search repositories for container packages that bundle a package (below a version), or a "
-            "package version an advisory names as vulnerable to a CVE. Only metadata is read. "
-            "Exit code 0: none affected; 100: some are; 1: an error. "
+            "package version an advisory names as vulnerable to a CVE (give the container repository and the "
+            "distribution's, whose advisories name the fix). Only metadata is read. Repositories may come "
+            "before or after the options. "
+            "Exit code 0: none affected; 100: some are; 1: an error, or no advisory in the repositories names "
+            "the CVE; 2: bad input (arguments, a malformed CVE id). "
             "Plain dnf answers the first question too: "
             "dnf repoquery --whatprovides 'bundled(openssl-libs) < 3.0.8'."
         ),
@@ -51,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     a.add_argument("repos", nargs="+", metavar="REPO", help="repository folders or URLs")
     which = a.add_mutually_exclusive_group(required=True)
     which.add_argument("--package", metavar="NAME", help="the bundled package")
-    which.add_argument("--cve", metavar="CVE-ID", help="a CVE named by an advisory in the repositories")
+    which.add_argument("--cve", metavar="CVE-ID", help="a CVE named by an advisory in the repositories (any case)")
     a.add_argument("--below", metavar="EVR", help="with --package: only versions older than EVR")
     a.add_argument("--json", action="store_true", help="print JSON for scripts")
     a.set_defaults(func=_affected)
@@ -67,7 +73,7 @@ def _outdated(args: argparse.Namespace) -> int:
     from freight.manifest import load as manifest
     from freight.updates import outdated
 
-    reports = [outdated.check(manifest.load(path)) for path in args.manifests]
+    reports = outdated.check_all([manifest.load(path) for path in args.manifests])
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     else:

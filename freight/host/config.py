@@ -108,7 +108,9 @@ def config_path() -> Path:
 def load(path: Path | None = None) -> HostConfig:
     """Read host.conf; a missing file means all defaults (storage = auto)."""
     path = path or config_path()
-    parser = configparser.ConfigParser(interpolation=None, empty_lines_in_values=False)
+    # `storage = zfs  # a note` is how people (and the README) write ini files: a `#` or `;`
+    # after whitespace starts a comment, it is not part of the value.
+    parser = configparser.ConfigParser(interpolation=None, empty_lines_in_values=False, inline_comment_prefixes=("#", ";"))
     try:
         text = path.read_text()
     except FileNotFoundError:

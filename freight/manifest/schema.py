@@ -194,3 +194,25 @@ MANIFEST_SCHEMA: dict[str, Any] = {
 # Keys whose YAML scalars are kept as the text written: `version: 1.10` must not
 # become the float 1.1, nor `mode: 0644` the integer 420.
 VERBATIM_KEYS = frozenset({"version", "release", "releasever", "mode"})
+
+
+def published_schema() -> dict[str, Any]:
+    """The schema `freight schema` prints: what editors and linters check a manifest with.
+
+    freight reads VERBATIM_KEYS as written, so `version: 1.10` builds 1.10; a
+    standard YAML loader hands a linter the number 1.1 there. The published schema
+    accepts a number at those keys, so that a manifest freight builds is not
+    refused by a linter (the internal schema sees only the verbatim strings)."""
+    import copy
+
+    schema = copy.deepcopy(MANIFEST_SCHEMA)
+    files = schema["properties"]["files"]["items"]["properties"]
+    for props in (schema["properties"], files):
+        for key in VERBATIM_KEYS & props.keys():
+            sub = props[key]
+            number = "integer" if key == "mode" else "number"
+            props[key] = {
+                "description": sub["description"] + f"; freight reads an unquoted {number} as written",
+                "anyOf": [{k: v for k, v in sub.items() if k != "description"}, {"type": number}],
+            }
+    return schema

@@ -60,6 +60,24 @@ def signature_keyid(hdr: Any) -> str | None:
     return text.rsplit("Key ID", 1)[-1].strip().upper() if "Key ID" in text else "?"
 
 
+def signer_of(path: Path) -> str | None:
+    """The long key id that signed the RPM at PATH, None when it is unsigned or unreadable
+    (digests and signature are not checked: this only asks whether a signature is there)."""
+    import rpm
+
+    ts = rpm.TransactionSet("/", rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return signature_keyid(ts.hdrFromFdno(fd))
+    except rpm.error:
+        return None
+    finally:
+        os.close(fd)
+
+
 def container_name(hdr: Any) -> str | None:
     """NAME when the package provides freight-container(NAME), else None."""
     for provide in hdr[rpmtag("PROVIDENAME")] or []:

@@ -43,6 +43,9 @@ log = logging.getLogger("freight.trust.verify")
 _RPM_LOCK = threading.Lock()
 # rpm's PGPHASHALGO numbers, as RPMTAG_PAYLOADDIGESTALGO states them.
 _HASHES = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
+# What rpm's Python bindings raise for a header whose signature no key in the keyring
+# verifies (RPMRC_NOKEY, RPMRC_NOTTRUSTED); everything else is a damaged package.
+_UNTRUSTED_ERRORS = ("public key not available", "public key not trusted")
 _ARMOR_BLOCK = re.compile(rb"-----BEGIN PGP PUBLIC KEY BLOCK-----.*?-----END PGP PUBLIC KEY BLOCK-----", re.S)
 
 
@@ -175,11 +178,10 @@ def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict) -
         expected = rpmfile.expected_size(fd, hdr)
         digests = hdr[rpm.RPMTAG_PAYLOADDIGEST]
         algo = _HASHES.get(int(hdr[rpm.RPMTAG_PAYLOADDIGESTALGO] or 0))
-    if trusted is not None:
-        if verdict.signer is None:
-            return "not signed (its digests are intact, but nothing says who made it)"
+    if trusted is not None and verdict.signer is not None:
         verdict.signer_uid = trusted.name(verdict.signer)
 
+    # The contents first: "not signed, digests intact" must not be said of a damaged package.
     size = os.fstat(fd).st_size
     if expected is not None and size < expected:
         return f"truncated: {size} bytes, the package is {expected}"
@@ -191,7 +193,10 @@ def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict) -
         return f"the payload was altered: its {algo.upper()} does not match the digest in the signed header"
     if verdict.container is not None:
         with _RPM_LOCK:
-            return _check_container(fd, hdr, payload_start, verdict)
+            if reason := _check_container(fd, hdr, payload_start, verdict):
+                return reason
+    if trusted is not None and verdict.signer is None:
+        return "not signed (its digests are intact, but nothing says who made it)"
     return ""
 
 
@@ -204,12 +209,34 @@ def _read_header(fd: int, trusted: TrustedKeys | None) -> tuple[Any, str]:
         ts.setKeyring(trusted.keyring)
     else:
         ts = rpm.TransactionSet("/", rpm._RPMVSF_NOSIGNATURES)
+    start = os.lseek(fd, 0, os.SEEK_CUR)
     with _rpm_log() as messages:
         try:
             return ts.hdrFromFdno(fd), ""
         except rpm.error as exc:
             error = str(exc)
+    if trusted is not None and error in _UNTRUSTED_ERRORS:
+        return None, _untrusted(fd, start)
     return None, _header_failure(error, messages())
+
+
+def _untrusted(fd: int, start: int) -> str:
+    """Why a header whose digests may hold failed for want of a trusted key, naming the key.
+
+    rpm logs "key ID …: NOKEY" only the first time it meets a key in a process, so
+    the signer is read from the header itself (digests checked, signature not)."""
+    import rpm
+
+    os.lseek(fd, start, os.SEEK_SET)
+    ts = rpm.TransactionSet("/", rpm._RPMVSF_NOSIGNATURES)
+    with _rpm_log() as messages:
+        try:
+            hdr = ts.hdrFromFdno(fd)
+        except rpm.error as exc:
+            return _header_failure(str(exc), messages())
+    keyid = rpmfile.signature_keyid(hdr) or "?"
+    sources = f"freight's keyring ({keys.home()}), the given key files or the rpm database"
+    return f"signed by key {keyid[-8:]}, which is not trusted (not in {sources})"
 
 
 def _hash_from(fd: int, offset: int, algo: str) -> str:
@@ -229,11 +256,6 @@ def _header_failure(error: str, messages: list[str]) -> str:
         return "truncated or damaged: the header cannot be read"
     if bad:
         return "the header was altered: " + "; ".join(b.split(" (Expected")[0] for b in bad)
-    for d in detail:
-        if m := re.search(r"key ID ([0-9a-f]+): (NOKEY|NOTTRUSTED)", d):
-            keyid = m.group(1).upper()
-            sources = f"freight's keyring ({keys.home()}), the given key files or the rpm database"
-            return f"signed by key {keyid}, which is not trusted (not in {sources})"
     if "not an rpm package" in error.lower() or not messages:
         return "damaged: rpm cannot read its header" + (f" ({error})" if error else "")
     return "; ".join(detail)

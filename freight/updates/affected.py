@@ -7,14 +7,18 @@ answers too: `dnf repoquery --whatprovides 'bundled(openssl-libs) < 3.0.8'`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from freight.common.errors import UsageError
+from freight.common.errors import FreightError, UsageError
 from freight.repos.dnfsetup import DnfRequest
 from freight.repos.query import AdvisoryInfo, advisories_of, bundled, evr, sack
+from freight.trust.rpmfile import CONTAINER_PROVIDE
+
+_CVE_RE = re.compile(r"^CVE-[0-9]{4}-[0-9]{4,}$")
 
 
 @dataclass
@@ -40,6 +44,18 @@ class Hit:
         return f"{self.container}  bundles {self.package} {self.bundled}{why}  [{self.repo}]"
 
 
+def cve_id(text: str) -> str:
+    """TEXT as advisories write a CVE id (CVE-YYYY-NNNN, upper case), or a usage error."""
+    cve = text.strip().upper()
+    if not _CVE_RE.match(cve):
+        raise UsageError(f"--cve: expected a CVE id such as CVE-2024-12345, got {text!r}")
+    return cve
+
+
+def _is_container(pkg: Any) -> bool:
+    return any(str(reldep).startswith(CONTAINER_PROVIDE) for reldep in pkg.provides)
+
+
 def repo_request(repos: list[str]) -> DnfRequest:
     """A dnf setup for repositories named on the command line (folders or URLs)."""
     specs = []
@@ -55,6 +71,7 @@ def find(repos: list[str], package: str | None = None, below: str | None = None,
 
     if (package is None) == (cve is None):
         raise UsageError("name either --package NAME (optionally with --below EVR) or --cve CVE-ID")
+    cve = cve_id(cve) if cve is not None else None
     request = repo_request(repos)
     request.cachedir = str(cache_dir())
     names = {spec["name"]: repos[i] for i, spec in enumerate(request.repos)}
@@ -67,7 +84,16 @@ def find(repos: list[str], package: str | None = None, below: str | None = None,
                 for pkg in sorted(query.filter(provides=provide), key=str)
             ]
         hits = []
-        for fixed in sorted(query.filter(advisory_cve=cve), key=str):
+        named = query.filter(advisory_cve=cve)
+        # A container advisory (freight publish) names the rebuilt container, not a bundled package.
+        fixes = sorted((pkg for pkg in named if not _is_container(pkg)), key=str)
+        if not fixes:
+            raise FreightError(
+                f"no advisory in {', '.join(repos)} names a fixed package for {cve}"
+                + (" (only the containers' own advisories name it)" if named else "")
+                + ": give the distribution's repository, whose advisories name the fixed packages, beside the containers'"
+            )
+        for fixed in fixes:
             advisory = next(a for a in advisories_of(fixed) if cve in a.cves)
             for pkg in sorted(query.filter(provides=f"bundled({fixed.name}) < {evr(fixed)}"), key=str):
                 hits.append(Hit(str(pkg), names[pkg.reponame], fixed.name, bundled(pkg)[fixed.name], evr(fixed), advisory))

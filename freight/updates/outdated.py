@@ -15,6 +15,7 @@ from freight.build.stage import request_for
 from freight.common.errors import UsageError
 from freight.manifest import lock
 from freight.manifest.load import Manifest
+from freight.manifest.load import load as load_manifest
 from freight.repos.query import OutdatedPackage, advisories_of, evr, sack, version_key
 
 
@@ -23,11 +24,18 @@ class ContainerReport:
     manifest: Path
     container: str
     packages: list[OutdatedPackage]
+    runs_on: str | None = None  # a derivative of files only: the base whose packages it runs on
+    base_manifest: Path | None = None  # the base's manifest, when it was found (and reported on too)
 
     def to_json(self) -> dict[str, Any]:
+        derivative = {} if self.runs_on is None else {
+            "runs_on": self.runs_on,
+            "base_manifest": str(self.base_manifest) if self.base_manifest else None,
+        }
         return {
             "manifest": str(self.manifest),
             "container": self.container,
+            **derivative,
             "packages": [
                 {
                     "name": p.name,
@@ -40,6 +48,35 @@ class ContainerReport:
                 for p in self.packages
             ],
         }
+
+
+def check_all(manifests: list[Manifest]) -> list[ContainerReport]:
+    """A report per manifest; a derivative of files only is answered for the base it runs on.
+
+    Such a derivative bundles no package and has no lock: its machines run on its
+    base's image, so what can be outdated is the base's. The base's manifest is
+    one named beside it, else BASE/manifest.yaml in the folder beside the
+    derivative's (as examples/webapp and examples/webapp-prod); it is reported once."""
+    named = {m.name: m for m in manifests if m.base is None or m.packages}
+    reports: list[ContainerReport] = []
+    done: set[Path] = set()
+    for manifest in manifests:
+        if manifest.base is None or manifest.packages:
+            if manifest.path not in done:
+                reports.append(check(manifest))
+                done.add(manifest.path)
+            continue
+        base = named.get(manifest.base)
+        beside = manifest.path.parent.parent / manifest.base / "manifest.yaml"
+        if base is None and beside.is_file():
+            base = load_manifest(beside)
+            if base.name != manifest.base:
+                base = None
+        reports.append(ContainerReport(manifest.path, manifest.package_name, [], runs_on=manifest.base, base_manifest=base.path if base else None))
+        if base is not None and base.path not in done:
+            reports.append(check(base))
+            done.add(base.path)
+    return reports
 
 
 def check(manifest: Manifest) -> ContainerReport:
@@ -63,6 +100,14 @@ def check(manifest: Manifest) -> ContainerReport:
 def render(reports: list[ContainerReport]) -> str:
     lines = []
     for report in reports:
+        if report.runs_on is not None:
+            where = (
+                f"its base's packages: see {report.base_manifest}"
+                if report.base_manifest
+                else f"name {report.runs_on}'s manifest too to check the packages it runs on"
+            )
+            lines.append(f"{report.container} ({report.manifest}): a derivative of files only, it runs on {report.runs_on}; {where}")
+            continue
         if not report.packages:
             lines.append(f"{report.container} ({report.manifest}): up to date")
             continue
