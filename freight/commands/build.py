@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         common,
         description=(
             "Install the manifest's packages with dnf into a staging root and wrap that root "
-            "into the RPM container-NAME. The first build writes MANIFEST.lock beside the manifest "
+            "into the RPM container-NAME. The first build writes the lock beside the manifest (manifest.yaml: manifest.lock) "
             "with the exact packages; later builds install exactly those. On success the last line "
             "on stdout is the path of the RPM. Exit code 0: built or up to date; 1: a failure (a tool, a "
             "repository, a signature); 2: bad input (arguments, manifest, lock); 130: interrupted."

@@ -28,7 +28,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     keysub = p.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
 
-    gen = keysub.add_parser("generate", parents=[common], help="make a signing key; print its fingerprint")
+    gen = keysub.add_parser(
+        "generate",
+        parents=[common],
+        help="make a signing key; print its fingerprint",
+        description="Make a signing key in freight's keyring and print its fingerprint. Without --passphrase-file the key has no pass-phrase.",
+    )
     gen.add_argument("--name", required=True, help="the signer's name, e.g. 'Example Corp containers'")
     gen.add_argument("--email", required=True, help="the signer's e-mail address")
     gen.add_argument(
@@ -40,16 +45,31 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     add_passphrase_option(gen)
     gen.set_defaults(func=_generate)
 
-    ls = keysub.add_parser("list", parents=[common], help="list the keys in the keyring")
+    ls = keysub.add_parser(
+        "list",
+        parents=[common],
+        help="list the keys in the keyring",
+        description="List the keys in freight's keyring: sec for a secret key, pub for a public one.",
+    )
     ls.add_argument("--json", action="store_true", help="print JSON for scripts")
     ls.set_defaults(func=_list)
 
-    exp = keysub.add_parser("export", parents=[common], help="print a public key, armored (the RPM-GPG-KEY file)")
+    exp = keysub.add_parser(
+        "export",
+        parents=[common],
+        help="print a public key, armored (the RPM-GPG-KEY file)",
+        description="Print a public key, armored: the RPM-GPG-KEY file hosts import (freight publish --sign-key also places it in the repository).",
+    )
     exp.add_argument("keyid", metavar="KEYID", help="fingerprint, key id or e-mail")
     exp.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     exp.set_defaults(func=_export)
 
-    imp = keysub.add_parser("import", parents=[common], help="import keys from files (public keys to trust, or a CI signing key)")
+    imp = keysub.add_parser(
+        "import",
+        parents=[common],
+        help="import keys from files (public keys to trust, or a CI signing key)",
+        description="Import keys from files: public keys to trust in freight verify, or a secret key to sign with (on a CI machine).",
+    )
     imp.add_argument("files", type=Path, nargs="+", metavar="FILE")
     add_passphrase_option(imp)
     imp.set_defaults(func=_import)
