@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -131,7 +132,7 @@ def _convert(deb: Path, f: dict[str, str], provided: set[str], root: Path, repo:
     fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-p", "--numeric-owner", "-C", root], input=fsys, check=True)
     users, groups = {0: "root"}, {0: "root"}
-    with tarfile.open(fileobj=__import__("io").BytesIO(fsys)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(fsys)) as tar:
         for member in tar:
             users[member.uid] = member.uname or users.get(member.uid, str(member.uid))
             groups[member.gid] = member.gname or groups.get(member.gid, str(member.gid))

@@ -17,14 +17,14 @@ import shutil
 import pytest
 
 import debcorpus
-from conftest import DBPATH, as_the_hook, freight, write_manifest
+from conftest import DB_RUNTIME, DBPATH, as_the_hook, freight, write_manifest
 from test_names import attributes, listing, rpm_paths
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="the corpus is fetched with apt-get from Debian's archive")
 
 IMAGE = "/var/lib/freight/images/minbase"
-# What opening the image's rpm database leaves behind, and what the hook, not rpm, makes.
-RUNTIME = {f"{DBPATH}/{n}" for n in (".rpm.lock", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal")}
+# What opening the image's rpm database leaves behind, as absolute paths in the image.
+RUNTIME = {"/" + p for p in DB_RUNTIME}
 
 
 @pytest.fixture(scope="module")
