@@ -2,7 +2,10 @@
 
 It must build, carry exactly the staging tree, install with rpm into an empty
 root as staged, verify clean by the image's own rpm database, and run
-`/usr/bin/[` and `sh` from its root. Its SBOM names every package.
+`/usr/bin/[` and `sh` from its root. Its SBOM names every package. In the
+booted test host, signed and published, `dnf install` lays it down, the host's
+`rpm -V` and the image's own database both find it clean, and the machine runs
+a command that uses the image's `/usr/bin/[` and `sh`.
 """
 
 from __future__ import annotations
@@ -10,21 +13,29 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
-
 import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import debcorpus
-from conftest import DB_RUNTIME, DBPATH, as_the_hook, freight, write_manifest
+from conftest import DB_RUNTIME, DBPATH, as_the_hook, freight, make_signer, write_manifest
+from e2ehost import add_signed_repo, configure, lent, machine_state, make_pool, sh_status
 from test_names import attributes, listing, rpm_paths
+
+if TYPE_CHECKING:
+    from freight.testhost import TestHost
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="the corpus is fetched with apt-get from Debian's archive")
 
 IMAGE = "/var/lib/freight/images/minbase"
 # What opening the image's rpm database leaves behind, as absolute paths in the image.
 RUNTIME = {"/" + p for p in DB_RUNTIME}
+SAYS = "minbase runs on Debian"
+REPO_ID = "freight-corpus"
+POOL = "corpuspool"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +54,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
             baseurl: {debcorpus.repository().as_uri()}
         packages: [{", ".join(debcorpus.MINBASE)}]
         run:
-          command: [/bin/sh, -c, "[ -x /usr/bin/[ ]"]
+          # dash has a [ of its own: call coreutils' by its path
+          command: [/bin/sh, -c, "/usr/bin/[ -x /usr/bin/[ ] && echo {SAYS} $(cat /etc/debian_version) && exec sleep infinity"]
+          network: host
+          autostart: true
         """,
     )
     result = freight("build", manifest, "-o", work / "out", "--keep-stage", work / "stage")
@@ -92,3 +106,35 @@ def test_its_sbom_names_every_debian_package(built: tuple[Path, Path, Path]) -> 
     assert result.returncode == 0, result.stderr
     names = {p["name"] for p in json.loads(result.stdout)["packages"]}
     assert set(debcorpus.MINBASE) <= names
+
+
+@pytest.mark.slow
+def test_dnf_installs_it_in_a_booted_host_where_it_verifies_and_runs(
+    built: tuple[Path, Path, Path], freight_host: TestHost, host_share: Path, tmp_path: Path
+) -> None:
+    _, container, _ = built
+    signer = make_signer(tmp_path / "keys", "corpus@example.com")
+    repo = host_share / "corpus-repo"
+    repo.mkdir(exist_ok=True)
+    shutil.copy2(container, repo)
+    for step in (("sign", "--key", signer.fingerprint, repo / container.name), ("publish", repo, "--sign-key", signer.fingerprint)):
+        result = freight(*step, env=signer.env)
+        assert result.returncode == 0, result.stderr
+    parent = f"{POOL}/freight"
+    with lent(freight_host, REPO_ID, POOL, f"/var/tmp/{POOL}.img") as host:
+        add_signed_repo(host, REPO_ID, repo)
+        make_pool(host, POOL, f"/var/tmp/{POOL}.img")
+        host.run(["zfs", "create", "-o", "mountpoint=none", parent])
+        configure(host, "zfs", parent)
+        code, out = sh_status(host, f"dnf -y --refresh --repo {REPO_ID} install container-minbase")
+        assert code == 0, out[-3000:]
+        assert sh_status(host, "rpm -V container-minbase") == (0, "")
+        code, out = sh_status(host, "freight verify --installed minbase")
+        assert code == 0, out
+        assert host.run(["zfs", "get", "-H", "-o", "value", "mountpoint", f"{parent}/images/minbase"]).strip() == IMAGE
+        deadline = time.monotonic() + 30
+        while SAYS not in (said := host.sh("journalctl -q -o cat -u systemd-nspawn@minbase.service || true")):
+            assert time.monotonic() < deadline, said
+            time.sleep(0.5)
+        assert f"{SAYS} 12." in said, said
+        assert machine_state(host, "minbase") == "running"
