@@ -69,13 +69,17 @@ def module_exists(name: str) -> bool:
         return False
 
 
-@figure("build")
-def build(w: Workload) -> Row:
+def _build(key: str, title: str, w: Workload, note: str = "") -> Row:
     freight, floor = _seconds(w.builds.freight), _seconds(w.builds.floor)
-    row = Row("build", "1 build", "s", freight, floor, "dnf --installroot + tar | zstd -T0", "ratio <= 1.5", None,
-              _cpu_note(w.builds.freight, w.builds.floor))
+    row = Row(key, title, "s", freight, floor, "dnf --installroot + tar | zstd -T0", "ratio <= 1.5", None,
+              note + _cpu_note(w.builds.freight, w.builds.floor))
     row.ok = row.ratio is not None and row.ratio <= 1.5
     return row
+
+
+@figure("build")
+def build(w: Workload) -> Row:
+    return _build("build", "1 build", w)
 
 
 @figure("noop")
@@ -142,3 +146,15 @@ def memory(w: Workload) -> Row:
     single = max(s.max_rss_kib for s in w.builds.freight) * 1024 / 1e6
     return Row("memory", "7 peak RSS of build", "MB", freight, floor, "the floor's, measured alike", "< 500 MB", freight < 500,
                f"sum over the live process tree, sampled; largest single process {single:.0f} MB")
+
+
+@figure("debian")
+def debian(w: Workload) -> Row:
+    from bench import debianrepo
+
+    title = "8 build: Debian minbase"
+    why = debianrepo.available()
+    if why:
+        return not_yet("debian", title, "ratio <= 1.5", why)
+    d = w.debian
+    return _build("debian", title, d, f"{len(d.repo.packages)} Debian 12 packages, {d.repo.files} files; ")

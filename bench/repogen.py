@@ -31,6 +31,7 @@ from pathlib import Path
 
 import jinja2
 
+from freight.build import rpmnames
 from freight.common import log as flog
 from freight.dist import demorepo
 
@@ -62,6 +63,13 @@ FILESYSTEM_DIRS = (
     *(f"/usr/share/locale/{lang}/LC_MESSAGES" for lang in LANGS),
 )
 PAGE = 4096
+# What distributions ship besides plain names (coreutils' `[`, locale and font files
+# with spaces and quotes, shell-glob characters in test data): every fourth package
+# carries a folder of them, so figure 1 packs what rpm's file lists find hardest.
+ODD_NAMES = (
+    "[", "]", "star*", "what?", "{brace}", "a,b}", "50%", "two words", "it's", 'say "hi"', "back\\slash",
+    "-leading-dash", "naïve ünïcödé", "日本語",
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ def plan(params: Params, arch: str) -> list[PackagePlan]:
                 elf = elves[(arch_count // 6) % len(elves)]
             arch_count += 1
         nfiles = max(6, round(budget * file_weights[i] / sum(file_weights)))
-        pkg = _package(rng, name, arch if is_arch else "noarch", nfiles, elf)
+        pkg = _package(rng, name, arch if is_arch else "noarch", nfiles, elf, odd=i % 4 == 0)
         pkg.requires = [FILESYSTEM, *_requires(rng, packages)]
         packages.append(pkg)
     _share_binary_bytes(rng, packages, byte_weights, params.megabytes * 1_000_000 - fs.nbytes)
@@ -147,13 +155,18 @@ def _filesystem_package() -> PackagePlan:
     return PackagePlan(name=FILESYSTEM, arch="noarch", entries=entries)
 
 
-def _package(rng: random.Random, name: str, arch: str, nfiles: int, elf: str) -> PackagePlan:
-    """NFILES paths: docs, a command, binaries (sized later), symlinks, translations and text."""
+def _package(rng: random.Random, name: str, arch: str, nfiles: int, elf: str, odd: bool = False) -> PackagePlan:
+    """NFILES paths: docs, a command, binaries (sized later), symlinks, translations and text;
+    with ODD, a folder of the names in ODD_NAMES as well."""
     pkg = PackagePlan(name=name, arch=arch)
     add = pkg.entries.append
     share, doc, data = f"/usr/share/{name}", f"/usr/share/doc/{name}", f"/usr/share/{name}/data"
     for d in (share, doc, data):
         add(Entry(d, "dir"))
+    if odd:
+        add(Entry(f"{share}/odd names", "dir"))
+        for odd_name in ODD_NAMES:
+            add(Entry(f"{share}/odd names/{odd_name}", "text", size=_text_size(rng)))
     for stem in ("README", "NEWS", "COPYING"):
         add(Entry(f"{doc}/{stem}", "text", size=_text_size(rng)))
     if elf:
@@ -299,9 +312,17 @@ def write_config_files(folder: Path, count: int, seed: int) -> int:
     return total
 
 
-def filelist(pkg: PackagePlan) -> str:
-    """The package's %files list: its own directories (%dir), files and symlinks."""
-    return "".join(f"%dir {e.path}\n" if e.kind == "dir" else f"{e.path}\n" for e in pkg.entries)
+def filelist(pkg: PackagePlan) -> tuple[str, int]:
+    """The package's %files list (its own directories as %dir, files and symlinks), each path
+    named as freight names it (freight.build.rpmnames); and how many `{` the buildroot's path
+    must hold to keep brace expansion off those names."""
+    decoy = rpmnames.Decoy()
+    lines = []
+    for e in pkg.entries:
+        written = rpmnames.pattern(e.path)
+        decoy.see(written)
+        lines.append(f"%dir {written}\n" if e.kind == "dir" else f"{written}\n")
+    return "".join(lines), decoy.depth
 
 
 def render_spec(pkg: PackagePlan, tree: Path, filelist_path: Path) -> str:
@@ -387,20 +408,22 @@ def _build_all(plans: list[PackagePlan], work: Path, repo: Path, seed: int) -> I
             write_tree(pkg, tree, content, seed)
             lst = work / "lists" / f"{pkg.name}.files"
             lst.parent.mkdir(parents=True, exist_ok=True)
-            lst.write_text(filelist(pkg))
+            listed, braces = filelist(pkg)
+            lst.write_text(listed)
             spec = work / "specs" / f"{pkg.name}.spec"
             spec.parent.mkdir(parents=True, exist_ok=True)
             spec.write_text(render_spec(pkg, tree, lst))
-            futures.append(pool.submit(_build_one, spec, repo, tree))
+            futures.append(pool.submit(_build_one, spec, repo, tree, braces))
             if n % 20 == 0:
                 flog.log.info("  %d/%d packages written", n, len(plans))
         for future in futures:
             yield future.result()
 
 
-def _build_one(spec: Path, repo: Path, tree: Path) -> Path:
+def _build_one(spec: Path, repo: Path, tree: Path, braces: int) -> Path:
+    """rpmbuild SPEC, its buildroot below a folder named by BRACES `{` that no file name closes."""
     try:
-        return demorepo.build_rpm(spec, repo)
+        return demorepo.build_rpm(spec, repo, {"_buildrootdir": "%{_topdir}/BUILDROOT/" + "{" * braces})
     finally:
         shutil.rmtree(tree, ignore_errors=True)
 

@@ -249,6 +249,15 @@ class Workload:
         return out
 
     @cached_property
+    def debian(self) -> Workload:
+        """The same measurements on Debian 12's minbase (bench.debianrepo), in a folder of their own."""
+        from bench import debianrepo
+
+        flog.step("Debian minbase: the corpus repository")
+        return Workload(repo=debianrepo.ensure(), work=self.work / "debian", reps=self.reps,
+                        publish_repo=self.publish_repo, cache=self.cache)
+
+    @cached_property
     def derivative(self) -> tuple[int, int, int]:
         """A configuration overlay on the bench container, built by freight: (RPM bytes, file bytes, files)."""
         assert self.ready

@@ -54,14 +54,17 @@ class Result:
         return lines[-1] if lines else ""
 
 
-def freight(*args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
-    """Run the real `freight` command line in a subprocess, as a user would."""
+def freight(
+    *args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None
+) -> Result:
+    """Run the real `freight` command line in a subprocess, as a user would (TIMEOUT: where a defect would hang it)."""
     proc = subprocess.run(
         [sys.executable, "-m", "freight", *map(str, args)],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,
+        timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from bench import repogen
+from bench import debianrepo, repogen
 from bench.sizes import SIZES
 
 TINY = repogen.Params(packages=8, files=300, megabytes=6)
@@ -33,6 +33,8 @@ def test_plan_has_the_requested_shape() -> None:
     caps = set(names) | {c for p in plans for c in p.provides}
     assert all(r in caps for p in plans for r in p.requires)
     assert repogen.plan(TINY, "x86_64") == plans  # deterministic
+    odd = {e.path.rsplit("/", 1)[1] for p in plans for e in p.entries if "/odd names/" in e.path}
+    assert odd == set(repogen.ODD_NAMES)  # figure 1's tree holds the names rpm's file lists find hardest
 
 
 @pytest.mark.slow
@@ -46,8 +48,9 @@ def test_tiny_bench_run_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     rows = {f["key"]: f for f in doc["figures"]}
-    assert set(rows) >= {"build", "noop", "install", "publish", "instance-zfs", "instance-dir", "derivative", "memory"}
-    for key in ("build", "noop", "install", "publish", "derivative", "memory"):
+    assert set(rows) >= {"build", "noop", "install", "publish", "instance-zfs", "instance-dir", "derivative", "memory", "debian"}
+    measured = ["build", "noop", "install", "publish", "derivative", "memory"] + (["debian"] if debianrepo.available() is None else [])
+    for key in measured:
         assert rows[key]["freight"] > 0 and rows[key]["floor"] > 0 and rows[key]["result"] in ("ok", "MISS")
     assert doc["machine"]["cores"] >= 1 and "zstd" in doc["machine"]["tools"]
     for row in rows.values():  # the table names every figure, measured or not

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-import debcorpus
 from conftest import DB_RUNTIME, DBPATH, as_the_hook, freight, make_signer, write_manifest
 from e2ehost import add_signed_repo, configure, lent, machine_state, make_pool, sh_status
 from test_names import attributes, listing, rpm_paths
+
+from corpus import debian
 
 if TYPE_CHECKING:
     from freight.testhost import TestHost
@@ -51,8 +52,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
         license: various
         repos:
           - name: debian
-            baseurl: {debcorpus.repository().as_uri()}
-        packages: [{", ".join(debcorpus.MINBASE)}]
+            baseurl: {debian.repository().as_uri()}
+        packages: [{", ".join(debian.MINBASE)}]
         run:
           # dash has a [ of its own: call coreutils' by its path
           command: [/bin/sh, -c, "/usr/bin/[ -x /usr/bin/[ ] && echo {SAYS} $(cat /etc/debian_version) && exec sleep infinity"]
@@ -105,7 +106,7 @@ def test_its_sbom_names_every_debian_package(built: tuple[Path, Path, Path]) -> 
     result = freight("sbom", container)
     assert result.returncode == 0, result.stderr
     names = {p["name"] for p in json.loads(result.stdout)["packages"]}
-    assert set(debcorpus.MINBASE) <= names
+    assert set(debian.MINBASE) <= names
 
 
 @pytest.mark.slow

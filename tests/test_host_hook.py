@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from rpmhost import RpmHost, leftovers, ok, registry, webapp_manifest_at
 from freight.common.run import run
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 from freight.host.storage import open_storage
-from freight.model import capabilities
+from freight.model import capabilities, rpmbugs
 from freight.model.capabilities import CAPABILITY_XATTR
 
 pytestmark = pytest.mark.slow
@@ -351,3 +352,44 @@ def test_the_hook_refuses_nonsense(fake_host: FakeHost) -> None:
     missing = h.hook("post-install", "webapp", "1.0-1", "1")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: post-install webapp: no freight image named webapp on this host (is container-webapp installed?)"
+
+
+@pytest.fixture(scope="session")
+def fifo_rpm(demo_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """container-webapp whose image holds a FIFO, made by a package's scriptlet (no package ships it,
+    so dnf installs it here whatever this machine's rpm)."""
+    from corpus import treerpm
+    from conftest import copy_repo
+    from freight.dist import demorepo
+
+    work = tmp_path_factory.mktemp("fifo")
+    (work / "tree/usr/share/demo-pipe").mkdir(parents=True)
+    (work / "tree/usr/share/demo-pipe/README").write_text("its %post makes a named pipe\n")
+    package = treerpm.Package("demo-pipe", "1.0", post='posix.mkfifo("/usr/share/demo-pipe/pipe")', post_lua=True)
+    repo = copy_repo(demo_repo, work / "repo")
+    treerpm.build(work / "tree", package, repo)
+    demorepo.createrepo(repo)
+    manifest = webapp_manifest(work, repo)
+    manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-pipe]"))
+    built = freight("build", manifest, "-o", work / "out")
+    assert built.returncode == 0, built.stderr
+    return Path(built.last_line)
+
+
+def test_an_image_with_a_fifo_is_refused_by_pre_where_rpm_would_hang(rpm_host: RpmHost, fifo_rpm: Path) -> None:
+    """rpm 4.18.0 never finishes installing a FIFO (rpm issue 2195): %pre, the last point that can stop
+    the install, refuses it there and leaves nothing; a fixed rpm installs it."""
+    h = rpm_host
+    scriptlet = subprocess.run(["rpm", "-qp", "--scripts", fifo_rpm], capture_output=True, text=True, check=True).stdout
+    assert "--fifos" in scriptlet
+    version = rpmbugs.running_rpm()
+    result = h.put("-i", fifo_rpm)
+    if rpmbugs.hangs_on_fifos(version):
+        assert result.returncode != 0
+        assert f"image holds named pipes (FIFOs) and rpm {version} hangs installing a FIFO" in result.stderr, result.stderr
+        assert "exclude_paths" in result.stderr
+        assert h.installed() == [] and leftovers(h) == []
+    else:
+        ok(result)
+        assert stat.S_ISFIFO(os.lstat(h.host.cfg.images_dir / "webapp/usr/share/demo-pipe/pipe").st_mode)
+        ok(h.rpm("-e", "container-webapp"))

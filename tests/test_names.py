@@ -2,7 +2,7 @@
 
 The odd tree holds each character rpm's file list syntax gives meaning to,
 the kinds of files a root filesystem has, and a path near PATH_MAX; it is
-packed first as a package of its own (tests/treerpm.py, freight's naming),
+packed first as a package of its own (corpus/treerpm.py, freight's naming),
 then by `freight build` into a container, and each RPM's `rpm -qpl`, and
 what `rpm --root` installs from it, must equal the tree path for path.
 """
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-import treerpm
 from conftest import DBPATH, copy_repo, freight, webapp_manifest, write_manifest
+
+from corpus import treerpm
 from freight.build import rpmnames
 from freight.dist import demorepo
+from freight.model import rpmbugs
 
 ODD_NAMES = [
     "[", "]", "*", "?", "{", "}", "a*b", "what?", "{x}", "{a,b}", "x{a,b}y", "}{", "}}}}", "{{,}}", ",{", "a,b",
@@ -189,6 +191,30 @@ def test_a_container_carries_every_odd_path(odd_repo: Path, odd_installable_tree
     laid = attributes(tmp_path / "host" / image.lstrip("/"))
     odd = {p: a for p, a in attributes(odd_installable_tree).items() if p.startswith("/usr/share/odd")}
     assert {p: a for p, a in laid.items() if p.startswith("/usr/share/odd")} == odd
+
+
+def test_a_package_whose_fifo_rpm_would_never_install_is_refused_before_dnf_runs(
+    demo_repo: Path, odd_tree: Path, odd_rpm: Path, tmp_path: Path
+) -> None:
+    """demo-odd with its FIFO and device nodes: where this machine's rpm hangs installing a FIFO
+    (4.18.0, rpm issue 2195), the build stops before the transaction and names the package and path;
+    where it does not, the container carries them."""
+    repo = copy_repo(demo_repo, tmp_path / "repo")
+    shutil.copy2(odd_rpm, repo)
+    demorepo.createrepo(repo)
+    manifest = webapp_manifest(tmp_path / "w", repo)
+    manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-odd]"))
+    result = freight("build", manifest, "-o", tmp_path / "out", timeout=300)
+    version = rpmbugs.running_rpm()
+    if rpmbugs.hangs_on_fifos(version):
+        assert result.returncode == 1, result.stderr
+        assert f"rpm {version} hangs installing a FIFO (rpm issue 2195, fixed in 4.18.1)" in result.stderr
+        assert "demo-odd: /usr/share/odd/fifo" in result.stderr
+        assert not manifest.with_suffix(".lock").exists()
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    else:
+        assert result.returncode == 0, result.stderr
+        assert header_special_files(Path(result.last_line)) == tree_special_files(odd_tree)
 
 
 def test_names_rpm_refuses_stop_the_build_and_exclude_paths_leaves_them_out(demo_repo: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from freight.common.errors import FreightError, UsageError
 from freight.manifest import load as manifest
 from freight.manifest import lock
 from freight.manifest.lock import LockedPackage
+from freight.model import rpmbugs
 from freight.model.owners import Owners
 from freight.model.runsettings import merge_run
 
@@ -197,3 +198,11 @@ def test_tree_changes_an_overlay_cannot_express(tmp_path: Path) -> None:
         "/etc/os-release (deleted)",
         "/srv/data (deleted)",  # its contents are not listed one by one
     ]
+
+
+@pytest.mark.parametrize(
+    ("version", "hangs"),
+    [("4.18.0", True), ("4.18.0-rc1", True), ("4.18.1", False), ("4.18.2", False), ("4.19.1.1", False), ("4.17.1", False), ("4.16.1.3", False)],
+)
+def test_which_rpm_versions_hang_on_fifos(version: str, hangs: bool) -> None:
+    assert rpmbugs.hangs_on_fifos(version) is hangs

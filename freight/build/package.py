@@ -34,6 +34,7 @@ BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
 class Listed(NamedTuple):
     paths: int
     with_capabilities: int
+    fifos: int  # named pipes, which some rpm versions cannot install (freight.model.rpmbugs)
     refused: list[tuple[str, str]]  # (path, why): names rpm cannot carry, left out of the list
     decoy: rpmnames.Decoy  # what rpmbuild's --buildroot must go through for the list's patterns
 
@@ -49,7 +50,7 @@ def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: Recorde
     with out.open("w") as f:
         listing = _Listing(f, owners, recorded)
         count = _list_dir(listing, os.fspath(buildroot), "")
-        return Listed(count, listing.with_capabilities, listing.refused, listing.decoy)
+        return Listed(count, listing.with_capabilities, listing.fifos, listing.refused, listing.decoy)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class _Listing:
     owners: Owners
     recorded: RecordedOwners
     with_capabilities: int = 0
+    fifos: int = 0
     decoy: rpmnames.Decoy = field(default_factory=rpmnames.Decoy)
     refused: list[tuple[str, str]] = field(default_factory=list)
 
@@ -76,6 +78,8 @@ class _Listing:
         if stat.S_ISREG(st.st_mode) and capabilities.raw(path) is not None:
             prefix += f"%caps({capabilities.text_of(path)}) "
             self.with_capabilities += 1
+        elif stat.S_ISFIFO(st.st_mode):
+            self.fifos += 1
         self.write(rel, prefix)
 
     def write(self, rel: str, prefix: str = "") -> None:
@@ -176,6 +180,7 @@ def build_rpm(
                 base_requirement=base_requirement,
                 filelist=filelist,
                 file_capabilities=listed.with_capabilities > 0,
+                fifos=listed.fifos > 0,
             )
         )
         with progress.spinner(f"Packing {count} files with rpmbuild"), listed.decoy.link(buildroot, top) as root_link:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, replace
@@ -27,6 +28,7 @@ from freight.common.dirs import cache_dir
 from freight.common.errors import FreightError, UsageError
 from freight.common.run import CommandError, run
 from freight.manifest.lock import LockedPackage
+from freight.model import rpmbugs
 from freight.model.paths import RPM_DBPATH
 from freight.repos.dnfsetup import DnfRequest, open_base
 
@@ -135,6 +137,7 @@ def _child(request: DnfRequest) -> dict[str, Any]:
         if request.fetch_only:
             return {"packages": [asdict(p) for p in locked], "files": [p.localPkg() for p in pkgs]}
         if pkgs:
+            _refuse_fifos_rpm_cannot_install(pkgs)
             os.environ["SOURCE_DATE_EPOCH"] = str(max(p.buildtime for p in locked))
             flog.step("Installing %d packages into the staging root", len(pkgs))
             display = TransactionProgress(len(pkgs))
@@ -266,6 +269,28 @@ def _check_signatures(base: Any, pkgs: list[Any]) -> None:
             code, message = base.package_signature_check(pkg)
         if code != 0:
             raise FreightError(f"{pkg} from repository '{pkg.reponame}' failed its signature check: {message}")
+
+
+def _refuse_fifos_rpm_cannot_install(pkgs: list[Any]) -> None:
+    """Stop before a transaction this machine's rpm would never finish (freight.model.rpmbugs)."""
+    import rpm
+
+    version = rpmbugs.running_rpm()
+    if not rpmbugs.hangs_on_fifos(version):
+        return
+    ts = rpm.TransactionSet()
+    ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)  # read for the file modes only
+    shipping = []
+    for pkg in pkgs:
+        with open(pkg.localPkg(), "rb") as f:
+            header = ts.hdrFromFdno(f.fileno())
+        pipes = [n for n, m in zip(header[rpm.RPMTAG_FILENAMES], header[rpm.RPMTAG_FILEMODES]) if stat.S_ISFIFO(m & 0xFFFF)]
+        shipping += [f"{pkg.name}: {p}" for p in pipes]
+    if shipping:
+        raise FreightError(
+            f"{rpmbugs.FIFO_HANG_WHY.format(version=version)}, and these packages ship one:\n  " + "\n  ".join(shipping)
+            + "\nbuild on a machine with rpm 4.18.1 or later, or leave these packages out"
+        )
 
 
 # Files rpm and sqlite leave beside a database that was opened, even only to read it.

@@ -48,13 +48,13 @@ from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
-from freight.model import capabilities
+from freight.model import capabilities, rpmbugs
 from freight.model.owners import RecordedOwners
 
 log = logging.getLogger("freight.host.hook")
 
 
-def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: bool = False) -> None:
+def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: bool = False, fifos: bool = False) -> None:
     """Before rpm writes the files: check all that can be checked, then make the image's dataset.
 
     Only this phase can stop an install: rpm 4.18 merely warns when %post
@@ -62,8 +62,14 @@ def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: 
     make the later phases fail is looked for here; so is what would make rpm
     fail to unpack, which runs no scriptlet to take back what this one made:
     FILE_CAPABILITIES says the package's files carry some, which the image's
-    filesystem must hold.
+    filesystem must hold; FIFOS that its image holds named pipes, which some rpm
+    versions never finish installing (freight.model.rpmbugs).
     """
+    if fifos and rpmbugs.hangs_on_fifos(version := rpmbugs.running_rpm()):
+        raise FreightError(
+            f"container-{name}'s image holds named pipes (FIFOs) and {rpmbugs.FIFO_HANG_WHY.format(version=version)}: "
+            "upgrade rpm on this host, or rebuild the container with the FIFOs left out (the manifest's exclude_paths)"
+        )
     image = host.registry.get(ImageRecord, name)
     storage = host.storage(image.storage if image else choose_storage(host.cfg))
     storage.check()
@@ -356,6 +362,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("count", type=int, help="rpm's $1: installed versions after the transaction")
         if phase == "pre-install":
             p.add_argument("--file-capabilities", action="store_true", help="the package's files carry capabilities: the image must hold them")
+            p.add_argument("--fifos", action="store_true", help="the image holds named pipes: refused where rpm cannot install them")
     p = sub.add_parser("prepare-start", help="ExecStartPre of a machine: move it to the current snapshot")
     p.add_argument("instance")
     return top
@@ -372,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.count < 0:
             raise UsageError(f"COUNT must be rpm's $1 (0 or more), got {args.count}")
         with host.locked():
-            extra = {"file_capabilities": args.file_capabilities} if args.phase == "pre-install" else {}
+            extra = {"file_capabilities": args.file_capabilities, "fifos": args.fifos} if args.phase == "pre-install" else {}
             PHASES[args.phase][0](host, args.name, args.evr, args.count, **extra)
     except (FreightError, OSError) as exc:
         # One line rpm shows the administrator; OSError (a full disk, a file in the way) says enough itself.

@@ -2,7 +2,7 @@
 
 debootstrap's minbase set for bookworm (the Priority: required packages and
 apt, with what they depend on), fetched with `apt-get download` and turned
-into RPMs by tests/treerpm.py: every file of each .deb with its mode, owner,
+into RPMs by corpus/treerpm.py: every file of each .deb with its mode, owner,
 hard links and device numbers as dpkg-deb unpacks them, conffiles as
 %config(noreplace), Depends and Provides within the set (without versions:
 dpkg and rpm order some versions differently). Maintainer scripts do not
@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import treerpm
+from corpus import treerpm
 from freight.dist import demorepo
 from freight.testhost.image import cache_dir
 
