@@ -25,7 +25,7 @@ from freight.build.options import BuildOptions, Staged
 from freight.build.stage import fetch, install, request_for
 from freight.build.staging import copy_files
 from freight.common import log as flog
-from freight.common.errors import FreightError, UsageError
+from freight.common.errors import FreightError, UsageError, at_most
 from freight.common.run import run
 from freight.manifest.load import Manifest
 from freight.manifest.lock import Lock, LockedPackage
@@ -35,7 +35,6 @@ from freight.model.paths import RPM_DBPATH
 from freight.repos.dnfsetup import DnfRequest
 
 # How many inexpressible paths a refusal names before it counts the rest.
-_SHOWN = 20
 
 
 def stage(manifest: Manifest, buildroot: Path, options: BuildOptions, existing: Lock | None) -> Staged:
@@ -116,7 +115,7 @@ def _lay_down(base: LockedPackage, rpm_file: Path, name: str, root: Path) -> Pat
 
 
 def _refusal(manifest: Manifest, base: LockedPackage, paths: list[str]) -> str:
-    shown = paths[:_SHOWN] + ([f"… and {len(paths) - _SHOWN} more"] if len(paths) > _SHOWN else [])
+    shown = at_most(paths, 20)
     files = " and copying the manifest's files" if manifest.files else ""
     return (
         f"{manifest.path}: a layer can only add and change files, but installing {', '.join(manifest.packages)}"

@@ -18,7 +18,7 @@ from typing import NamedTuple, TextIO
 from freight import __version__
 from freight.build import rpmnames
 from freight.common import progress
-from freight.common.errors import FreightError
+from freight.common.errors import FreightError, at_most
 from freight.common.run import run
 from freight.common.templates import render
 from freight.manifest.load import Manifest
@@ -218,14 +218,15 @@ def _record_owners(manifest: Manifest, buildroot: Path, recorded: RecordedOwners
 def _refusal_message(manifest: Manifest, buildroot: Path, refused: list[tuple[str, str]]) -> str:
     """Name each path rpm cannot carry, where it came from, and how to leave it out."""
     image = image_dir(manifest.name)
-    lines = []
-    for rel, why in refused[:_REFUSALS_SHOWN]:
+
+    def line(refusal: tuple[str, str]) -> str:
+        rel, why = refusal
         inside = rel[len(image):] if rel.startswith(image + "/") else rel
-        lines.append(f"  {inside!r}: {why}; {_origin(manifest, buildroot / image.lstrip('/'), inside)}")
-    if len(refused) > _REFUSALS_SHOWN:
-        lines.append(f"  … and {len(refused) - _REFUSALS_SHOWN} more")
+        return f"{inside!r}: {why}; {_origin(manifest, buildroot / image.lstrip('/'), inside)}"
+
     return (
-        f"cannot package {len(refused)} path{'s' if len(refused) != 1 else ''} of {manifest.name}:\n" + "\n".join(lines)
+        f"cannot package {len(refused)} path{'s' if len(refused) != 1 else ''} of {manifest.name}:\n  "
+        + "\n  ".join(at_most(refused, _REFUSALS_SHOWN, line))
         + "\nLeave paths out with 'exclude_paths: [GLOB, ...]' in the manifest (applied after the packages are installed)."
     )
 

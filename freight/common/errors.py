@@ -7,6 +7,11 @@ traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class FreightError(Exception):
     """A failure the user can act on; printed as one message, exit code 1."""
@@ -18,3 +23,11 @@ class UsageError(FreightError):
     """Bad input from the user (arguments, manifests, lock files): exit code 2."""
 
     exit_code = 2
+
+
+
+def at_most(items: Sequence[T], limit: int, show: Callable[[T], str] = str) -> list[str]:
+    """The first LIMIT of ITEMS as SHOW writes them (it runs for those alone), and a last line
+    saying how many more there are: an error that names ten thousand paths helps no one, one
+    that names none cannot be acted on."""
+    return [show(item) for item in items[:limit]] + ([f"… and {len(items) - limit} more"] if len(items) > limit else [])
