@@ -102,7 +102,12 @@ class InstalledVerdict:
 
 
 def rpm_verify(argv: list[str]) -> dict[str, str]:
-    """Run `rpm ... -V`; its changed files as PATH -> letters. Exit 1 only means changes."""
+    """Run `rpm ... -V`; its changed files as PATH -> letters. Exit 1 only means changes.
+
+    One line a path is safe: no rpm header holds a name with a newline or one that is not
+    UTF-8 (rpmbuild refuses control characters, the header refuses the rest; freight's
+    build stops on such names, freight.build.rpmnames), so no path rpm verifies can
+    span two lines; spaces and the other odd characters stay inside the path group."""
     proc = run(["rpm", *argv], check=False)
     found = {}
     for line in proc.stdout.splitlines():
