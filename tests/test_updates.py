@@ -98,9 +98,10 @@ def test_affected_by_cve_and_by_version(scenario: tuple[Path, Path, Path]) -> No
     ]
     none = freight("affected", out, "--package", "demo-ssl", "--below", "1.0")
     assert (none.returncode, none.stdout.strip()) == (0, "no container package is affected")
-    # the repositories may follow the options; a CVE id in lower case is the same CVE
-    after = freight("affected", "--cve", CVE.lower(), out, repo)
-    assert (after.returncode, after.stdout) == (100, by_cve.stdout), after.stderr
+    # the repositories may follow the options, or stand on both sides of them; a CVE id in lower case is the same CVE
+    for args in (["--cve", CVE.lower(), out, repo], [out, "--cve", CVE, repo]):
+        after = freight("affected", *args)
+        assert (after.returncode, after.stdout) == (100, by_cve.stdout), (args, after.stderr)
 
 
 def test_affected_by_a_cve_no_advisory_names_is_an_error_not_a_clean_bill(scenario: tuple[Path, Path, Path]) -> None:
