@@ -6,7 +6,6 @@ A repository holds demo-ssl 1.0; a container is built against it; then demo-ssl
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 from pathlib import Path
@@ -25,18 +24,8 @@ CVE = "CVE-2026-12345"
 
 def fix_demo_ssl(repo: Path) -> None:
     """demo-ssl 2.0 with a security advisory, as a distribution would publish it."""
-    built = demorepo.build_rpm(ROOT / "tests/specs/demo-ssl.spec", repo, {"version_override": "2.0"})
-    demorepo.createrepo(repo)
-    advisory = updateinfo.Advisory(
-        id="FREIGHT-2026-0001",
-        type="security",
-        severity="Important",
-        title="demo-ssl: fix for a heap overflow",
-        cves=[CVE],
-        packages=[updateinfo.AdvisoryPackage("demo-ssl", 0, "2.0", "1", "noarch", built.name)],
-        issued=datetime.datetime(2026, 11, 1),
-    )
-    updateinfo.add_to_repo(repo, [advisory])
+    demorepo.publish_fix(repo, demorepo.Fix(ROOT / "tests/specs/demo-ssl.spec", "2.0", "FREIGHT-2026-0001", CVE,
+                                            "demo-ssl: fix for a heap overflow"))
 
 
 @pytest.fixture
