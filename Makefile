@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # make bench SIZE=small: the CI smoke size (see bench/run.py for the presets)
 SIZE ?= default
 
-.PHONY: help deps setup demo demo-repo check lint-imports test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
+.PHONY: help deps setup demo demo-build demo-update demo-repo check lint-imports test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
 
 help:
 	@echo "make demo    build, sign and publish the demo container into repo/, then dnf install it in a booted"
@@ -26,6 +26,9 @@ help:
 	@echo "make setup   install system packages and the virtual environment only"
 	@echo "make clean   remove build outputs and the virtual environment"
 	@echo "make rpms    build freight itself as RPMs (freight, freight-host) into build/rpms"
+	@echo "make demo-build      the build half of make demo only: build, sign and publish into repo/ (no host)"
+	@echo "make demo-update     publish a newer demo-www with a security advisory into the demo repository,"
+	@echo "                     so freight outdated examples/webapp/manifest.yaml has something to report"
 	@echo "make demo-host       boot a Debian test host with freight-host installed (stays up)"
 	@echo "make demo-host-down  stop it"
 
@@ -46,8 +49,14 @@ $(DEMO_REPO)/repodata/repomd.xml: $(wildcard specs/demo/*.spec) | setup
 
 demo-repo: setup $(DEMO_REPO)/repodata/repomd.xml
 
-demo: export FREIGHT_GNUPGHOME := $(DEMO_GNUPGHOME)
-demo: demo-repo
+# A distribution's security update, in the demo repository: demo-www 1.1 and its advisory.
+# Undone by rm -rf build/demo-repo (the next make demo-repo builds it afresh).
+demo-update: demo-repo
+	$(PY) -m freight.dist.demorepo --update $(DEMO_REPO)
+
+# The build half: the demo key (made on first use), both containers built, signed and published.
+demo-build: export FREIGHT_GNUPGHOME := $(DEMO_GNUPGHOME)
+demo-build: demo-repo
 	@$(FREIGHT) key list | grep -q '^sec .*<$(DEMO_KEY)>' || \
 		$(FREIGHT) key generate --name "freight demo signer" --email $(DEMO_KEY)
 	$(FREIGHT) build examples/webapp/manifest.yaml --output-dir repo --sign $(DEMO_KEY)
@@ -59,6 +68,8 @@ demo: demo-repo
 	@echo "Inspect them with: rpm -qpi repo/container-webapp-prod-*.rpm; rpm -qp --provides repo/container-webapp-1*.rpm"
 	@echo "Hosts use it with: $(FREIGHT) repo-file --name freight-demo --baseurl file://$(CURDIR)/repo"
 	@echo
+
+demo: demo-build
 	@# A booted Debian host (made afresh: a running one is replaced) with freight-host from build/host-repo,
 	@# repo/ at /srv/freight-repo; then dnf install container-webapp container-webapp-prod in it, and their pages over HTTP.
 	$(MAKE) --no-print-directory demo-host
@@ -82,7 +93,8 @@ bench-profile: setup
 	$(PY) -m bench.profile --size $(SIZE)
 
 clean:
-	rm -rf build $(VENV) repo/*.rpm repo/repodata repo/.freight repo/RPM-GPG-KEY-freight examples/webapp/manifest.lock
+	rm -rf build $(VENV) examples/webapp/manifest.lock
+	find repo -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
 
 # freight itself as RPMs, from the working tree (specs/freight.spec).
 rpms: setup

@@ -23,7 +23,7 @@ def parser(argv: list[str]) -> argparse.ArgumentParser:
     import argparse
     import importlib
 
-    from freight.commands import COMMANDS
+    from freight.commands import COMMANDS, CommandParser
     from freight.common import log as flog
 
     top = argparse.ArgumentParser(
@@ -36,7 +36,7 @@ def parser(argv: list[str]) -> argparse.ArgumentParser:
     noise = common.add_mutually_exclusive_group()
     noise.add_argument("-q", "--quiet", action="store_const", dest="verbosity", const=flog.QUIET, help="print only warnings and errors")
     noise.add_argument("-v", "--verbose", action="store_const", dest="verbosity", const=flog.VERBOSE, help="print every command and package")
-    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CommandParser)
     wanted = _command_in(argv)
     if wanted in COMMANDS:
         importlib.import_module(f"freight.commands.{COMMANDS[wanted].module}").add_parser(sub, common)

@@ -80,17 +80,12 @@ class Published:
         """container-webapp rebuilt with --update-lock, signed and published; after the first, against a
         new demo-www saying PAGE (a security fix). (the demo-www version it carries, its VERSION-RELEASE)"""
         from freight.dist import demorepo
-        from freight.publish import updateinfo
 
         if self.releases:
             version = f"1.{len(self.releases)}"
-            (rpm,) = demorepo.make_repo(self.demo, [demorepo.DEMO_SPECS / "demo-www.spec"],
-                                        {"version_override": version, "page_text": page})
             # the distribution marks the new demo-www a security fix; the rebuilt container inherits that
-            updateinfo.add_to_repo(self.demo, [updateinfo.Advisory(
-                id=f"DEMO-{version}", type="security", severity="Important", title="demo-www: security fix",
-                cves=[CVE], packages=[updateinfo.AdvisoryPackage("demo-www", 0, version, "1", "noarch", rpm.name)],
-            )])
+            demorepo.publish_fix(self.demo, demorepo.Fix(demorepo.DEMO_SPECS / "demo-www.spec", version, f"DEMO-{version}", CVE,
+                                                         "demo-www: security fix", defines={"page_text": page}))
         else:
             version = "1.0"
         self.releases.append((version, self.publish(base_manifest(self.work / "webapp", self.demo))))

@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import DBPATH, as_the_hook, copy_repo, freight, gpg_key, tree, webapp_manifest, write_manifest
+from conftest import DBPATH, as_the_hook, copy_repo, dnf, freight, gpg_key, rpm_from_spec, tree, webapp_manifest, write_manifest
 
 from freight.dist import demorepo
 
@@ -286,6 +286,36 @@ def test_layer_lock_pins_its_base_until_update_lock(containers_repo: Path, built
     assert refused.returncode == 2
     assert f"{manifest}: base: no package in the manifest's repositories is container-webapp > 1.1" in refused.stderr
     assert manifest.with_suffix(".lock").read_text() == lock_before
+
+
+def test_dnf_upgrade_skips_a_base_build_the_layer_was_not_made_on(containers_repo: Path, tmp_path: Path) -> None:
+    """The exact Requires at work: with the layer installed, a newer base build is held back until the layer is rebuilt."""
+    repo = copy_repo(containers_repo, tmp_path / "repo")
+    layer = freight("build", layer_manifest(tmp_path / "layer", repo), "-o", repo)
+    assert layer.returncode == 0, layer.stderr
+    rpm_from_spec("freight-host-stub.spec", repo)  # what container packages require, without a hook to run
+    demorepo.createrepo(repo)
+    root, repo_file = tmp_path / "root", f"[containers]\nname=containers\nbaseurl={repo.as_uri()}\ngpgcheck=0\n"
+    installed = dnf(root, repo_file, "install", "container-webapp-extra")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+    def base_installed() -> str:
+        return subprocess.run(["rpm", "--root", root, "--dbpath", DBPATH, "-q", "--qf", "%{VERSION}-%{RELEASE}", "container-webapp"],
+                              capture_output=True, text=True, check=True).stdout
+
+    assert base_installed() == "1.0-1"
+    base = webapp_manifest(tmp_path / "base", repo)
+    base.write_text(base.read_text().replace('version: "1.0"', 'version: "1.1"'))
+    assert freight("build", base, "-o", repo).returncode == 0
+    demorepo.createrepo(repo)
+
+    skipped = dnf(root, repo_file, "--setopt", "best=False", "upgrade")
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert base_installed() == "1.0-1"
+    refused = dnf(root, repo_file, "--setopt", "best=True", "upgrade")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and "container-webapp-extra" in out and "container-webapp-1.1-1" in out, out
+    assert base_installed() == "1.0-1"
 
 
 def _assert_nothing_left(manifest: Path, name: str) -> None:

@@ -1,4 +1,5 @@
-"""`freight verify --installed` and `freight outdated --host` in the booted test host.
+"""`freight verify --installed`, `freight outdated --host` and `freight start/stop/enable/disable`
+in the booted test host.
 
 The scratch-root tests (test_host_updates.py) run no scriptlets; here dnf runs
 them, so the hook has made the image a read-only ZFS dataset, given its files
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Signer, make_signer, publish_signed_build, write_manifest
-from e2ehost import add_signed_repo, configure, lent, make_pool, sh_status
+from e2ehost import add_signed_repo, configure, lent, machine_state, make_pool, sh_status
 
 if TYPE_CHECKING:
     from freight.testhost import TestHost
@@ -128,3 +129,24 @@ def test_outdated_host_in_the_host(host: TestHost, shop: Shop) -> None:
     assert [(p["name"], p["installed"], p["available"], p["in_update"]) for p in entry["packages"]] == [
         ("demo-www", "1.0-1", "1.1-1", "1.1-1")
     ], entry
+
+
+def test_start_stop_enable_disable_through_the_running_systemd(host: TestHost) -> None:
+    """The host commands go to the host's systemd (D-Bus): systemctl and machinectl, asked
+    independently, see the machine's unit started, enabled, stopped and disabled."""
+    unit = f"systemd-nspawn@{NAME}.service"
+
+    def unit_state() -> tuple[str, str]:
+        return (host.sh(f"systemctl is-active {unit} || true").strip(), host.sh(f"systemctl is-enabled {unit} || true").strip())
+
+    assert unit_state()[0] == "inactive" and machine_state(host, NAME) == ""
+    host.run(["freight", "start", NAME])
+    assert unit_state()[0] == "active" and machine_state(host, NAME) == "running"
+    host.run(["freight", "enable", NAME])
+    assert unit_state() == ("active", "enabled")
+    assert host.sh(f"test -L /etc/systemd/system/machines.target.wants/{unit} && echo linked").strip() == "linked"
+    host.run(["freight", "stop", NAME])
+    assert unit_state() == ("inactive", "enabled") and machine_state(host, NAME) == ""
+    host.run(["freight", "disable", NAME])
+    assert unit_state()[1] != "enabled"
+    assert host.sh(f"test -e /etc/systemd/system/machines.target.wants/{unit} || echo gone").strip() == "gone"

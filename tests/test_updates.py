@@ -6,7 +6,6 @@ A repository holds demo-ssl 1.0; a container is built against it; then demo-ssl
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 from pathlib import Path
@@ -25,18 +24,8 @@ CVE = "CVE-2026-12345"
 
 def fix_demo_ssl(repo: Path) -> None:
     """demo-ssl 2.0 with a security advisory, as a distribution would publish it."""
-    built = demorepo.build_rpm(ROOT / "tests/specs/demo-ssl.spec", repo, {"version_override": "2.0"})
-    demorepo.createrepo(repo)
-    advisory = updateinfo.Advisory(
-        id="FREIGHT-2026-0001",
-        type="security",
-        severity="Important",
-        title="demo-ssl: fix for a heap overflow",
-        cves=[CVE],
-        packages=[updateinfo.AdvisoryPackage("demo-ssl", 0, "2.0", "1", "noarch", built.name)],
-        issued=datetime.datetime(2026, 11, 1),
-    )
-    updateinfo.add_to_repo(repo, [advisory])
+    demorepo.publish_fix(repo, demorepo.Fix(ROOT / "tests/specs/demo-ssl.spec", "2.0", "FREIGHT-2026-0001", CVE,
+                                            "demo-ssl: fix for a heap overflow"))
 
 
 @pytest.fixture
@@ -98,9 +87,10 @@ def test_affected_by_cve_and_by_version(scenario: tuple[Path, Path, Path]) -> No
     ]
     none = freight("affected", out, "--package", "demo-ssl", "--below", "1.0")
     assert (none.returncode, none.stdout.strip()) == (0, "no container package is affected")
-    # the repositories may follow the options; a CVE id in lower case is the same CVE
-    after = freight("affected", "--cve", CVE.lower(), out, repo)
-    assert (after.returncode, after.stdout) == (100, by_cve.stdout), after.stderr
+    # the repositories may follow the options, or stand on both sides of them; a CVE id in lower case is the same CVE
+    for args in (["--cve", CVE.lower(), out, repo], [out, "--cve", CVE, repo]):
+        after = freight("affected", *args)
+        assert (after.returncode, after.stdout) == (100, by_cve.stdout), (args, after.stderr)
 
 
 def test_affected_by_a_cve_no_advisory_names_is_an_error_not_a_clean_bill(scenario: tuple[Path, Path, Path]) -> None:

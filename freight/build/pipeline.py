@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from freight.build import exclude, fixes, package, sbom, stage
@@ -21,9 +21,10 @@ from freight.build.stamp import Stamp, inputs_digest, rpm_path_for
 from freight.common import log as flog
 from freight.common.errors import UsageError
 from freight.manifest import lock
-from freight.manifest.load import Manifest
+from freight.manifest.load import Manifest, Repo
 from freight.model import paths
 from freight.model.owners import Owners
+from freight.repos import dnfsetup
 from freight.trust import keys
 
 log = logging.getLogger("freight.build.pipeline")
@@ -46,7 +47,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
     if existing is not None:
         lock.check_matches(manifest, existing)
 
-    repo_digests = {r.name: lock.repomd_digest(r) for r in manifest.repos}
+    repo_digests = {r.name: lock.repomd_digest(r) for r in _expanded_repos(manifest)}
     if existing is not None and not options.force and options.keep_stage is None:
         rpm_path = rpm_path_for(manifest, existing.release(manifest.release), _arch(manifest, existing), options)
         options.refuse_to_unsign(rpm_path)  # before any work, where the output's name is known
@@ -138,3 +139,8 @@ def _inputs_digest(manifest: Manifest, the_lock: lock.Lock, repo_digests: dict[s
     return inputs_digest(manifest, the_lock.to_json(), json.dumps(repo_digests, sort_keys=True), options.signed_by())
 
 
+def _expanded_repos(manifest: Manifest) -> list[Repo]:
+    """The manifest's repositories with dnf's variables ($releasever, $basearch) in their URLs
+    replaced, as dnf replaces them: freight fetches their repomd.xml itself."""
+    values = dnfsetup.variables(manifest.data.get("releasever"), manifest.data.get("arch"))
+    return [replace(r, baseurl=dnfsetup.expand(r.baseurl, values)) for r in manifest.repos]

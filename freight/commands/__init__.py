@@ -49,6 +49,32 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser; with `intermixed=True` its positionals may come before, between and
+    after its options (`affected REPO --cve X REPO`).
+
+    Plain argparse stops a positional at the first option, and its own
+    `parse_intermixed_args` cannot be asked for by a subcommand: the top parser
+    calls the subcommand parser's `parse_known_args`. So that call is turned
+    into argparse's intermixed parse (which itself calls `parse_known_args`:
+    the flag is off while it runs).
+    """
+
+    def __init__(self, *args: Any, intermixed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.intermixed = intermixed
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        if not self.intermixed:
+            return super().parse_known_args(args, namespace)
+        self.intermixed = False
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self.intermixed = True
+
+
 def add(sub: argparse._SubParsersAction, name: str, common: argparse.ArgumentParser, **kwargs: Any) -> argparse.ArgumentParser:
-    """The parser of the command NAME, with its summary from the table and the common options."""
+    """The parser of the command NAME, with its summary from the table and the common options
+    (`intermixed=True`: see CommandParser)."""
     return sub.add_parser(name, parents=[common], help=COMMANDS[name].summary, **kwargs)

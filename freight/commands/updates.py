@@ -43,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         sub,
         "affected",
         common,
+        intermixed=True,
         description=(
             "Search repositories for container packages that bundle a package (below a version), or a "
             "package version an advisory names as vulnerable to a CVE (give the container repository and the "

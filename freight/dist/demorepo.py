@@ -4,13 +4,20 @@ freight needs no network to show what it does: `make demo` and the test suite
 build their repositories from `specs/` with the real rpmbuild and createrepo_c.
 
     python -m freight.dist.demorepo OUTDIR [SPEC...] [-D NAME=VALUE...]
+    python -m freight.dist.demorepo --update OUTDIR   # make demo-update
+
+`--update` publishes what a distribution's security update looks like (a
+newer demo-www and an advisory naming a CVE) into the demo repository, so
+`freight outdated` and `freight affected` have something true to report.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from freight.common import log as flog
@@ -65,13 +72,61 @@ def make_repo(outdir: Path, specs: Iterable[Path] | None = None, defines: Mappin
     return rpms
 
 
+@dataclass(frozen=True)
+class Fix:
+    """A security fix as a distribution publishes it: a newer build of a package and its advisory."""
+
+    spec: Path
+    version: str
+    advisory: str
+    cve: str
+    title: str
+    issued: datetime.date = datetime.date(2026, 11, 1)
+    defines: Mapping[str, str] = field(default_factory=dict)  # more rpm macros for the spec
+
+
+# What `make demo-update` publishes; the README's outdated and affected examples show it.
+DEMO_FIX = Fix(DEMO_SPECS / "demo-www.spec", "1.1", "DEMO-2026-0001", "CVE-2026-12345",
+               "demo-www: the page no longer leaks the server's banner")
+
+
+def publish_fix(repo: Path, fix: Fix) -> Path:
+    """Build FIX's package into REPO, refresh its metadata and give it FIX's advisory (replacing
+    the advisories REPO had, as modifyrepo_c does); the new RPM's path. Running it again
+    publishes the same."""
+    from freight.publish import updateinfo
+
+    built = build_rpm(fix.spec, repo, {**fix.defines, "version_override": fix.version})
+    createrepo(repo)
+    header = run(["rpm", "-qp", "--qf", "%{NAME} %{EPOCHNUM} %{VERSION} %{RELEASE} %{ARCH}", built]).stdout.split()
+    name, epoch, version, release, arch = header
+    advisory = updateinfo.Advisory(
+        id=fix.advisory,
+        type="security",
+        severity="Important",
+        title=fix.title,
+        cves=[fix.cve],
+        packages=[updateinfo.AdvisoryPackage(name, int(epoch), version, release, arch, built.name)],
+        issued=datetime.datetime.combine(fix.issued, datetime.time()),
+    )
+    updateinfo.add_to_repo(repo, [advisory])
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m freight.dist.demorepo", description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path, help="the repository folder to write")
     parser.add_argument("specs", type=Path, nargs="*", help="spec files (default: the demo's, in specs/demo)")
     parser.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE", help="an rpm macro for every spec")
+    parser.add_argument("--update", action="store_true", help=f"publish {DEMO_FIX.spec.stem} {DEMO_FIX.version} and its advisory {DEMO_FIX.advisory} into OUTDIR, an existing repository")
     args = parser.parse_args(argv)
     flog.setup()
+    if args.update:
+        if args.specs or args.define:
+            parser.error("--update takes the repository only")
+        built = publish_fix(args.outdir, DEMO_FIX)
+        flog.step("Published %s with the security advisory %s (%s) into %s", built.name, DEMO_FIX.advisory, DEMO_FIX.cve, args.outdir)
+        return 0
     defines = dict(d.split("=", 1) for d in args.define)
     flog.step("Building the repository %s", args.outdir)
     for rpm in make_repo(args.outdir, args.specs or None, defines):

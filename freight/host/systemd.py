@@ -142,8 +142,11 @@ class Systemd:
         self._job("start", instance)
 
     def stop(self, instance: str) -> None:
+        """Stop the machine; a stop asked for is not a failure, so the unit ends inactive, not failed
+        (see reset_failed)."""
         self._online_only("stop", instance)
         self._job("stop", instance)
+        self.reset_failed(instance)
 
     def restart(self, instance: str) -> None:
         self._online_only("restart", instance)
@@ -154,7 +157,7 @@ class Systemd:
             raise FreightError(f"cannot {verb} {instance}: {self.offline}")
 
     def reset_failed(self, instance: str) -> None:
-        """Forget a failed state, so a removed machine leaves no failed unit behind.
+        """Forget a failed state, so a stopped or removed machine leaves no failed unit behind.
 
         A command container stops by SIGKILL (nspawn's default without an
         init), which systemd records as a failure of the unit.

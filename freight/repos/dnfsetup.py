@@ -71,10 +71,29 @@ def open_base(request: DnfRequest, system_repo: bool = False) -> AbstractContext
     return loaded_base(lambda base: configure(base, request), system_repo)
 
 
+def variables(releasever: str | None, arch: str | None) -> dict[str, str]:
+    """The dnf variables a build's repositories see: $arch and $basearch of ARCH (else this
+    machine's), $releasever only from the manifest (never the host's release or /etc/dnf/vars)."""
+    import dnf.rpm
+    import hawkey
+
+    arch = arch or hawkey.detect_arch()
+    found = {"arch": arch, "basearch": dnf.rpm.basearch(arch)}
+    if releasever:
+        found["releasever"] = releasever
+    return found
+
+
+def expand(url: str, values: dict[str, str]) -> str:
+    """URL with dnf's variables replaced as dnf replaces them ($name and ${name}), for what freight
+    fetches itself (a repository's repomd.xml for the up-to-date check)."""
+    import libdnf.conf
+
+    return libdnf.conf.ConfigParser.substitute(url, values)
+
+
 def configure(base: Any, request: DnfRequest) -> None:
     """Only the manifest's repositories, and nothing read from the host's dnf setup."""
-    import dnf.rpm
-
     conf = base.conf
     cachedir = Path(request.cachedir)
     for sub in ("dnf", "log", "persist"):
@@ -90,14 +109,11 @@ def configure(base: Any, request: DnfRequest) -> None:
     conf.gpgcheck = request.gpgcheck
     conf.assumeyes = True
     conf.excludepkgs = list(request.exclude)
-    if request.releasever:
-        conf.substitutions["releasever"] = request.releasever
-    for key in [k for k, v in conf.substitutions.items() if v is None]:
-        del conf.substitutions[key]  # an installroot without a release package has no $releasever
     if request.arch:
         conf.arch = request.arch
-        conf.substitutions["arch"] = request.arch
-        conf.substitutions["basearch"] = dnf.rpm.basearch(request.arch)
+    conf.substitutions.update(variables(request.releasever, request.arch))
+    for key in [k for k, v in conf.substitutions.items() if v is None]:
+        del conf.substitutions[key]  # an installroot without a release package has no $releasever
     conf.keepcache = True  # downloaded packages stay in freight's cache for the next build
     for spec in request.repos:
         repo = base.repos.add_new_repo(

@@ -97,23 +97,32 @@ def check(manifest: Manifest) -> ContainerReport:
     return ContainerReport(manifest.path, manifest.package_name, found)
 
 
+def _shown(path: Path | None) -> Path | None:
+    """PATH as the user most likely named it: relative to the current folder when below it
+    (manifests are held resolved; `--json` keeps the full path)."""
+    if path is None or not path.is_relative_to(Path.cwd()):
+        return path
+    return path.relative_to(Path.cwd())
+
+
 def render(reports: list[ContainerReport]) -> str:
     lines = []
     for report in reports:
+        shown = _shown(report.manifest)
         if report.runs_on is not None:
             where = (
-                f"its base's packages: see {report.base_manifest}"
+                f"its base's packages: see {_shown(report.base_manifest)}"
                 if report.base_manifest
                 else f"name {report.runs_on}'s manifest too to check the packages it runs on"
             )
-            lines.append(f"{report.container} ({report.manifest}): a derivative of files only, it runs on {report.runs_on}; {where}")
+            lines.append(f"{report.container} ({shown}): a derivative of files only, it runs on {report.runs_on}; {where}")
             continue
         if not report.packages:
-            lines.append(f"{report.container} ({report.manifest}): up to date")
+            lines.append(f"{report.container} ({shown}): up to date")
             continue
         security = sum(p.security for p in report.packages)
         lines.append(
-            f"{report.container} ({report.manifest}): {len(report.packages)} outdated"
+            f"{report.container} ({shown}): {len(report.packages)} outdated"
             + (f", {security} with security fixes" if security else "")
         )
         width = max(len(p.name) for p in report.packages)
