@@ -11,6 +11,7 @@ skips reload and start, and enables machines by writing the symlinks.
 from __future__ import annotations
 
 import errno
+import re
 import json
 import os
 import stat
@@ -25,7 +26,7 @@ from rpmhost import RpmHost, leftovers, ok, registry, webapp_manifest_at
 
 from freight.common.run import run
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
-from freight.host.storage import open_storage
+from freight.host.storage import open_storage, zfs_letting_go
 from freight.model import capabilities, rpmbugs
 from freight.model.capabilities import CAPABILITY_XATTR
 
@@ -73,7 +74,7 @@ def test_install_upgrade_restart_erase_purge(rpm_host: RpmHost, webapp_rpms: dic
     assert (token.st_uid, token.st_gid, token.st_mode & 0o777) == (80, 80, 0o640)
     assert (state / "seed.txt").read_text() == "seeded by the image\n"
     image = registry(h).get(ImageRecord, "webapp")
-    assert image == ImageRecord(name="webapp", storage=cfg.storage, current="1.0-1", snapshots=["1.0-1"])
+    assert image == ImageRecord(name="webapp", storage=cfg.storage, current="1.0-1", snapshots=["1.0-1"], parent=cfg.parent if zfs else None)
     assert registry(h).get(InstanceRecord, "webapp").snapshot == "1.0-1"
     text = settings(h)
     assert f"Bind={state}:/srv/data" in text
@@ -124,7 +125,8 @@ def test_install_upgrade_restart_erase_purge(rpm_host: RpmHost, webapp_rpms: dic
     # --- a downgrade reuses the kept snapshot ---------------------------------------
     log = ok(h.put("-U", webapp_rpms["1.1"], "--oldpackage"))
     assert "reusing the kept snapshot of 1.1-1" in log
-    assert registry(h).get(ImageRecord, "webapp") == ImageRecord(name="webapp", storage=cfg.storage, current="1.1-1", snapshots=["1.1-1", "1.2-1"])
+    assert registry(h).get(ImageRecord, "webapp") == ImageRecord(
+        name="webapp", storage=cfg.storage, current="1.1-1", snapshots=["1.1-1", "1.2-1"], parent=cfg.parent if zfs else None)
 
     listing = freight("list", "--json", env={"FREIGHT_HOST_CONF": str(h.host.conf)})
     assert listing.returncode == 0, listing.stderr
@@ -393,3 +395,69 @@ def test_an_image_with_a_fifo_is_refused_by_pre_where_rpm_would_hang(rpm_host: R
         ok(result)
         assert stat.S_ISFIFO(os.lstat(h.host.cfg.images_dir / "webapp/usr/share/demo-pipe/pipe").st_mode)
         ok(h.rpm("-e", "container-webapp"))
+
+
+def test_a_changed_parent_moves_new_containers_and_leaves_installed_ones_working(
+    zfs_pool: str, tmp_path: Path, webapp_rpms: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed under one parent, then host.conf names another: upgrade, restart, erase and purge
+    work on the datasets where they were made; a new container goes to the new parent."""
+    first, second = f"{zfs_pool}/moved-from", f"{zfs_pool}/moved-to"
+    for parent in (first, second):
+        run(["zfs", "create", parent])
+    monkeypatch.setenv("SYSTEMD_OFFLINE", "1")
+    try:
+        before = make_host(tmp_path / "host", "zfs", first)
+        monkeypatch.setenv("FREIGHT_HOST_CONF", str(before.conf))
+        ok(RpmHost.make(before, tmp_path / "rpmdb").put("-i", webapp_rpms["1.0"]))
+        h = RpmHost.make(make_host(tmp_path / "host", "zfs", second), tmp_path / "rpmdb")  # host.conf rewritten
+
+        ok(h.put("-U", webapp_rpms["1.1"]))
+        ok(h.hook("prepare-start", "webapp"))
+        assert (h.host.cfg.machines_dir / "webapp/srv/www/page.html").read_text() == "page 1.1\n"
+        assert f"{first}/images/webapp@1.1-1" in datasets(first) and f"{first}/state/webapp/var-lib-extra" in datasets(first)
+        assert datasets(second) == [second]
+        status = freight("status", "--json", "webapp")
+        assert status.returncode == 0 and f"zfs {first}/machines/webapp" in status.stdout, status.stdout + status.stderr
+
+        ok(h.rpm("-e", "container-webapp"))
+        assert datasets(first) == [first, f"{first}/state", f"{first}/state/webapp", f"{first}/state/webapp/srv-data",
+                                   f"{first}/state/webapp/var-lib-extra"]
+        purged = freight("purge", "webapp")
+        assert purged.returncode == 0, purged.stderr
+        assert datasets(first) == [first] and leftovers(h) == []
+
+        ok(h.put("-i", webapp_rpms["1.2"]))  # new containers go where host.conf says now
+        assert f"{second}/images/webapp@1.2-1" in datasets(second) and datasets(first) == [first]
+        ok(h.rpm("-e", "container-webapp"))
+        assert freight("purge", "webapp").returncode == 0
+        assert datasets(second) == [second]
+    finally:
+        for parent in (first, second):
+            zfs_letting_go("destroy", "-r", parent)
+
+
+def test_a_pool_too_small_is_refused_by_pre_with_nothing_made(
+    zfs_pool: str, tmp_path: Path, webapp_rpms: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rpm's own disk-space check looks at the filesystem under the image's path before %pre makes the
+    dataset; %pre checks the pool (a quota here) against the size the package gives, and makes nothing."""
+    parent = f"{zfs_pool}/small"
+    run(["zfs", "create", "-o", "quota=1M", parent])
+    monkeypatch.setenv("SYSTEMD_OFFLINE", "1")
+    try:
+        host = make_host(tmp_path / "host", "zfs", parent)
+        monkeypatch.setenv("FREIGHT_HOST_CONF", str(host.conf))
+        h = RpmHost.make(host, tmp_path / "rpmdb")
+        size = int(re.search(r"--size (\d+)", h.rpm("-qp", "--scripts", webapp_rpms["1.0"]).stdout)[1])
+        assert size > 1_000_000
+        refused = h.put("-i", webapp_rpms["1.0"])
+        assert refused.returncode != 0
+        assert f"container-webapp needs {size / 1e6:,.1f} MB ({size:,} bytes) for its image, but the ZFS dataset {parent} has" in refused.stderr, refused.stderr
+        assert h.installed() == [] and leftovers(h) == [] and datasets(parent) == [parent]
+        run(["zfs", "set", "quota=none", parent])
+        ok(h.put("-i", webapp_rpms["1.0"]))  # with room, the same package installs
+        ok(h.rpm("-e", "container-webapp"))
+        assert freight("purge", "webapp").returncode == 0
+    finally:
+        zfs_letting_go("destroy", "-r", parent)

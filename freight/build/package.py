@@ -35,6 +35,7 @@ class Listed(NamedTuple):
     paths: int
     with_capabilities: int
     fifos: int  # named pipes, which some rpm versions cannot install (freight.model.rpmbugs)
+    bytes: int  # of the regular files, each inode once: the room a host needs for them
     refused: list[tuple[str, str]]  # (path, why): names rpm cannot carry, left out of the list
     decoy: rpmnames.Decoy  # what rpmbuild's --buildroot must go through for the list's patterns
 
@@ -50,7 +51,7 @@ def write_filelist(buildroot: Path, owners: Owners, out: Path, recorded: Recorde
     with out.open("w") as f:
         listing = _Listing(f, owners, recorded)
         count = _list_dir(listing, os.fspath(buildroot), "")
-        return Listed(count, listing.with_capabilities, listing.fifos, listing.refused, listing.decoy)
+        return Listed(count, listing.with_capabilities, listing.fifos, sum(listing.sizes.values()), listing.refused, listing.decoy)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class _Listing:
     recorded: RecordedOwners
     with_capabilities: int = 0
     fifos: int = 0
+    sizes: dict[int, int] = field(default_factory=dict)  # inode -> size, so hard links count once
     decoy: rpmnames.Decoy = field(default_factory=rpmnames.Decoy)
     refused: list[tuple[str, str]] = field(default_factory=list)
 
@@ -80,6 +82,8 @@ class _Listing:
             self.with_capabilities += 1
         elif stat.S_ISFIFO(st.st_mode):
             self.fifos += 1
+        if stat.S_ISREG(st.st_mode):
+            self.sizes[st.st_ino] = st.st_size
         self.write(rel, prefix)
 
     def write(self, rel: str, prefix: str = "") -> None:
@@ -181,6 +185,7 @@ def build_rpm(
                 filelist=filelist,
                 file_capabilities=listed.with_capabilities > 0,
                 fifos=listed.fifos > 0,
+                image_bytes=listed.bytes,
             )
         )
         with progress.spinner(f"Packing {count} files with rpmbuild"), listed.decoy.link(buildroot, top) as root_link:

@@ -12,7 +12,7 @@ from typing import Any
 from freight.common.errors import FreightError
 from freight.host import config
 from freight.host.config import HostConfig
-from freight.host.registry import ImageRecord, InstanceRecord, Registry
+from freight.host.registry import ImageRecord, InstanceRecord, Registry, StateRecord
 from freight.host.storage import Storage, open_storage
 from freight.host.systemd import Systemd
 from freight.model import naming
@@ -31,7 +31,12 @@ class Host:
         return cls(cfg=cfg, registry=Registry(cfg.registry_dir), systemd=systemd or Systemd(cfg))
 
     def storage(self, kind: str) -> Storage:
+        """KIND's backend for what is made now, where host.conf says."""
         return open_storage(self.cfg, kind)
+
+    def storage_of(self, record: ImageRecord | InstanceRecord | StateRecord) -> Storage:
+        """The backend RECORD's datasets live on, where they were made."""
+        return open_storage(self.cfg, record.storage, record.parent)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -54,7 +54,9 @@ from freight.model.owners import RecordedOwners
 log = logging.getLogger("freight.host.hook")
 
 
-def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: bool = False, fifos: bool = False) -> None:
+def pre_install(
+    host: Host, name: str, evr: str, count: int, file_capabilities: bool = False, fifos: bool = False, size: int | None = None
+) -> None:
     """Before rpm writes the files: check all that can be checked, then make the image's dataset.
 
     Only this phase can stop an install: rpm 4.18 merely warns when %post
@@ -63,7 +65,11 @@ def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: 
     fail to unpack, which runs no scriptlet to take back what this one made:
     FILE_CAPABILITIES says the package's files carry some, which the image's
     filesystem must hold; FIFOS that its image holds named pipes, which some rpm
-    versions never finish installing (freight.model.rpmbugs).
+    versions never finish installing (freight.model.rpmbugs); SIZE the bytes of
+    its image's files, which must fit where they go (rpm checks disk space before
+    this runs, on the filesystem that holds the image's path before the image's
+    dataset is there, so it cannot see the pool). Packages built before these
+    options existed pass none and skip those checks.
     """
     if fifos and rpmbugs.hangs_on_fifos(version := rpmbugs.running_rpm()):
         raise FreightError(
@@ -71,8 +77,10 @@ def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: 
             "upgrade rpm on this host, or rebuild the container with the FIFOs left out (the manifest's exclude_paths)"
         )
     image = host.registry.get(ImageRecord, name)
-    storage = host.storage(image.storage if image else choose_storage(host.cfg))
+    storage = host.storage_of(image) if image else host.storage(choose_storage(host.cfg))
     storage.check()
+    if size is not None:
+        _check_room(storage, name, size)
     _preflight(host, storage, name)
     with Undo() as undo:
         if image is not None and storage.image_exists(name):
@@ -82,7 +90,7 @@ def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: 
         else:
             if storage.image_create(name):
                 undo.add(f"destroy the image {name}", storage.image_destroy, name)
-            host.registry.put(ImageRecord(name=name, storage=storage.kind))
+            host.registry.put(ImageRecord(name=name, storage=storage.kind, parent=storage.parent))
             if image is None:
                 undo.add(f"forget the image {name}", host.registry.drop, ImageRecord, name)
             else:
@@ -94,6 +102,19 @@ def pre_install(host: Host, name: str, evr: str, count: int, file_capabilities: 
                 f"(no extended attributes in {storage.image_dir(name)}); install it where they can be held "
                 "(OpenZFS, or the dir backend on ext4, xfs or btrfs)"
             )
+
+
+def _check_room(storage: Storage, name: str, size: int) -> None:
+    where, available = storage.room(name)
+    if size > available:
+        raise FreightError(
+            f"container-{name} needs {_megabytes(size)} for its image, but {where} has {_megabytes(available)} available: "
+            "make room there, or set parent (or storage) in host.conf to where there is room"
+        )
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB ({n:,} bytes)"
 
 
 def _preflight(host: Host, storage: Storage, name: str) -> None:
@@ -126,7 +147,7 @@ def post_install(host: Host, name: str, evr: str, count: int) -> None:
         _forget_image(host, image)
         _post_install_derivative(host, name, evr, manifest["base"])
         return
-    storage = host.storage(image.storage)
+    storage = host.storage_of(image)
     run = manifest.get("run", {})
     # An upgrade of a package whose first %post failed has nothing to upgrade: it installs.
     upgrade = count >= 2 and image.current is not None
@@ -162,7 +183,7 @@ def _forget_image(host: Host, image: ImageRecord) -> None:
     an image like for any container; a derivative's files went to its overlay
     folder instead.
     """
-    storage = host.storage(image.storage)
+    storage = host.storage_of(image)
     if storage.image_exists(image.name) and not any(storage.image_dir(image.name).iterdir()):
         storage.image_destroy(image.name)
     host.registry.drop(ImageRecord, image.name)
@@ -178,7 +199,7 @@ def _post_install_derivative(host: Host, name: str, evr: str, base: str) -> None
     image = host.image(base)
     if image.current is None:
         raise FreightError(f"{name} derives from {base}, whose image has no snapshot (did the install of container-{base} fail?)")
-    storage = host.storage(image.storage)
+    storage = host.storage_of(image)
     run = instances.run_of(host, base, name)
     record = host.registry.get(InstanceRecord, name)
     with Undo() as undo:
@@ -247,7 +268,7 @@ def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
     for record in records:
         manage.halt(host, record.name)
     if image is not None:
-        host.storage(image.storage).image_set_writable(name, True)  # rpm removes the files next
+        host.storage_of(image).image_set_writable(name, True)  # rpm removes the files next
 
 
 def _check_no_derivative_left(host: Host, name: str, records: list[InstanceRecord]) -> None:
@@ -282,7 +303,7 @@ def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
         else:
             log.info("%s: freight has no record of this image: nothing to remove", name)
         return
-    storage = host.storage(image.storage)
+    storage = host.storage_of(image)
     if count >= 1:
         new = host.installed_evr(name)
         with Undo() as undo:
@@ -307,7 +328,7 @@ def prepare_start(host: Host, instance: str) -> None:
         if target == (record.snapshot, record.overlay_version):
             return
         image = host.image(record.image)
-        storage = host.storage(record.storage)
+        storage = host.storage_of(record)
         instances.move(host, storage, record, *target)
         prune(host, storage, image)
 
@@ -363,6 +384,7 @@ def parser() -> argparse.ArgumentParser:
         if phase == "pre-install":
             p.add_argument("--file-capabilities", action="store_true", help="the package's files carry capabilities: the image must hold them")
             p.add_argument("--fifos", action="store_true", help="the image holds named pipes: refused where rpm cannot install them")
+            p.add_argument("--size", type=int, metavar="BYTES", help="the bytes of the image's files: refused where they cannot fit")
     p = sub.add_parser("prepare-start", help="ExecStartPre of a machine: move it to the current snapshot")
     p.add_argument("instance")
     return top
@@ -379,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.count < 0:
             raise UsageError(f"COUNT must be rpm's $1 (0 or more), got {args.count}")
         with host.locked():
-            extra = {"file_capabilities": args.file_capabilities, "fifos": args.fifos} if args.phase == "pre-install" else {}
+            extra = {"file_capabilities": args.file_capabilities, "fifos": args.fifos, "size": args.size} if args.phase == "pre-install" else {}
             PHASES[args.phase][0](host, args.name, args.evr, args.count, **extra)
     except (FreightError, OSError) as exc:
         # One line rpm shows the administrator; OSError (a full disk, a file in the way) says enough itself.

@@ -35,7 +35,7 @@ def create(
     """Clone IMAGE@EVR to the instance (with OVERLAY laid over it), give it its state and settings, and record it."""
     if host.registry.get(InstanceRecord, instance) is not None or storage.instance_exists(instance):
         raise FreightError(f"an instance named {instance} exists already")
-    record = InstanceRecord(name=instance, image=image, snapshot=evr, storage=storage.kind)
+    record = InstanceRecord(name=instance, image=image, snapshot=evr, storage=storage.kind, parent=storage.parent)
     if overlay is not None:
         record.overlay, record.overlay_version = overlay.name, overlay.version
     root = make_root(host, storage, record, state_paths(run_section), undo)
@@ -158,6 +158,8 @@ def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], 
     """
     binds: dict[str, Path] = {}
     before = host.registry.get(StateRecord, instance)
+    if before is not None and before.storage == storage.kind:
+        storage = host.storage_of(before)  # kept state stays where it was made, whatever host.conf says now
     created = []
     for path in paths:
         if path == "/":
@@ -174,7 +176,7 @@ def ensure_state(host: Host, storage: Storage, instance: str, paths: list[str], 
         created.append(path)
     if created or (paths and before is None):
         known = sorted(set(before.paths if before else []) | set(paths))
-        host.registry.put(StateRecord(instance=instance, storage=storage.kind, paths=known))
+        host.registry.put(StateRecord(instance=instance, storage=storage.kind, paths=known, parent=storage.parent))
         if before is None:
             undo.add(f"forget the state of {instance}", host.registry.drop, StateRecord, instance)
         else:
@@ -245,7 +247,7 @@ def move(host: Host, storage: Storage, record: InstanceRecord, evr: str, overlay
 
 def destroy(host: Host, record: InstanceRecord, keep_state: bool = True) -> None:
     """Remove the instance, its settings and record; its state only when KEEP_STATE is false."""
-    storage = host.storage(record.storage)
+    storage = host.storage_of(record)
     storage.instance_destroy(record.name)
     nspawn.remove(host.cfg, record.name)
     host.registry.drop(InstanceRecord, record.name)
@@ -261,7 +263,7 @@ def purge_state(host: Host, instance: str) -> bool:
     state = host.registry.get(StateRecord, instance)
     if state is None:
         return False
-    host.storage(state.storage).state_destroy(instance)
+    host.storage_of(state).state_destroy(instance)
     host.registry.drop(StateRecord, instance)
     log.info("%s: removed its state (%s)", instance, ", ".join(state.paths))
     return True

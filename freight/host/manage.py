@@ -60,7 +60,7 @@ def create(host: Host, image: str, name: str) -> InstanceRecord:
         record = host.image(image)
         if record.current is None:
             raise FreightError(f"the image {image} has no snapshot yet (did the install of container-{image} fail?)")
-        storage = host.storage(record.storage)
+        storage = host.storage_of(record)
         instances.check_free(host, storage, name)
         run = instances.run_of(host, image, overlay.name if overlay else None)
         with Undo() as undo:
@@ -118,7 +118,7 @@ def rollback(host: Host, name: str) -> RolledBack:
                 f"it cannot run on another snapshot; go back with 'dnf downgrade container-{record.overlay} container-{record.image}'"
             )
         image = host.image(record.image)
-        storage = host.storage(record.storage)
+        storage = host.storage_of(record)
         kept = image.snapshots[: image.snapshots.index(record.snapshot)] if record.snapshot in image.snapshots else []
         older = [evr for evr in kept if storage.snapshot_exists(record.image, evr)]
         if not older:

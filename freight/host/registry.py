@@ -4,7 +4,9 @@ Small JSON files under `LIB_DIR/registry/` (LIB_DIR is /var/lib/freight). They
 exist because the storage alone cannot answer everything the hook needs: which
 backend an image went to (host.conf may change later), in which order its
 snapshots were taken (ZFS creation times have one-second resolution), which
-snapshot an instance was made from, and which state survives an erase. Each
+snapshot an instance was made from, which state survives an erase, and under
+which ZFS parent each was made (host.conf's parent may change; what is
+installed stays where it was made and is found there). Each
 file is written to a temporary name and renamed, so a crash never leaves half
 a record.
 """
@@ -28,6 +30,7 @@ class ImageRecord:
     name: str
     storage: str
     current: str | None = None  # VERSION-RELEASE new instances start from
+    parent: str | None = None  # the ZFS parent dataset it was made under (None: dir, or made before this was kept)
     snapshots: list[str] = field(default_factory=list)  # VERSION-RELEASE, oldest first
 
     kind = "images"
@@ -41,6 +44,7 @@ class InstanceRecord:
     image: str
     snapshot: str  # the VERSION-RELEASE its root filesystem was cloned from
     storage: str
+    parent: str | None = None  # the ZFS parent dataset of its clone, its image's
     state: list[str] = field(default_factory=list)  # container paths bound from kept state
     overlay: str | None = None  # the derivative whose overlay is laid over the snapshot
     overlay_version: str | None = None  # the derivative's VERSION-RELEASE that overlay came from
@@ -61,6 +65,7 @@ class StateRecord:
     instance: str
     storage: str
     paths: list[str] = field(default_factory=list)
+    parent: str | None = None  # the ZFS parent dataset its state datasets were made under
 
     kind = "state"
 

@@ -53,7 +53,7 @@ def instance_info(host: Host, record: InstanceRecord, detail: bool = False) -> d
         "addresses": machine.addresses if machine else [],
     }
     if detail:
-        storage = host.storage(record.storage)
+        storage = host.storage_of(record)
         info |= {
             "unit": nspawn.unit_name(record.name),
             "result": unit.result if unit else None,

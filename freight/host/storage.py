@@ -106,8 +106,11 @@ class Storage(ABC):
 
     kind: ClassVar[str]
 
-    def __init__(self, cfg: HostConfig) -> None:
+    def __init__(self, cfg: HostConfig, parent: str | None = None) -> None:
         self.cfg = cfg
+        # Where this backend's datasets live: host.conf's parent for what is made now, the
+        # recorded one for what was made before (host.conf may have changed since).
+        self.parent = (parent or cfg.parent) if self.kind == "zfs" else None
 
     def image_dir(self, image: str) -> Path:
         return self.cfg.images_dir / image
@@ -171,6 +174,10 @@ class Storage(ABC):
     def describe_instance(self, instance: str) -> str:
         """Where the instance lives, for `freight status`."""
 
+    @abstractmethod
+    def room(self, image: str) -> tuple[str, int]:
+        """Where IMAGE's files go, and how many bytes can still be written there."""
+
 
 class ZfsStorage(Storage):
     """Datasets under the configured parent, through the real `zfs` command."""
@@ -178,7 +185,8 @@ class ZfsStorage(Storage):
     kind = "zfs"
 
     def _ds(self, *parts: str) -> str:
-        return "/".join((self.cfg.parent, *parts))
+        assert self.parent is not None
+        return "/".join((self.parent, *parts))
 
     def _image_ds(self, image: str) -> str:
         return self._ds("images", image)
@@ -215,13 +223,18 @@ class ZfsStorage(Storage):
         if shutil.which("zfs") is None:
             raise FreightError(f"storage = zfs in {self.cfg.path}, but this host has no zfs command; install ZFS or set storage = dir")
         try:
-            run(["zfs", "list", "-H", "-o", "name", self.cfg.parent])
+            run(["zfs", "list", "-H", "-o", "name", self._ds()])
         except CommandError as exc:
             said = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else f"exit code {exc.returncode}"
+            if self.parent != self.cfg.parent:
+                raise FreightError(
+                    f"the ZFS parent dataset {self.parent}, where this container's datasets were made, "
+                    f"does not exist (zfs: {said}); import its pool again"
+                ) from None
             raise FreightError(
-                f"the ZFS parent dataset {self.cfg.parent} does not exist (zfs: {said}); "
-                f"{self.cfg.path} says storage = zfs with parent = {self.cfg.parent}: "
-                f"create it (zfs create -p {self.cfg.parent}) or change parent or storage there"
+                f"the ZFS parent dataset {self.parent} does not exist (zfs: {said}); "
+                f"{self.cfg.path} says storage = zfs with parent = {self.parent}: "
+                f"create it (zfs create -p {self.parent}) or change parent or storage there"
             ) from None
 
     def image_create(self, image: str) -> bool:
@@ -305,6 +318,12 @@ class ZfsStorage(Storage):
 
     def describe_instance(self, instance: str) -> str:
         return f"zfs {self._instance_ds(instance)}"
+
+    def room(self, image: str) -> tuple[str, int]:
+        # `available` counts the pool's free space and every quota above the dataset
+        dataset = self._image_ds(image) if self.image_exists(image) else self._ds()
+        out = run(["zfs", "get", "-H", "-p", "-o", "value", "available", dataset]).stdout.strip()
+        return f"the ZFS dataset {dataset}", int(out)
 
 
 class DirStorage(Storage):
@@ -393,6 +412,12 @@ class DirStorage(Storage):
     def describe_instance(self, instance: str) -> str:
         return f"dir {self.machine_dir(instance)}"
 
+    def room(self, image: str) -> tuple[str, int]:
+        folder = self.image_dir(image)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return f"the filesystem of {folder}", shutil.disk_usage(folder).free
+
 
 def _remove_state_dirs(folder: Path, path: str | None) -> None:
     """Remove an instance's state folder (or one path's), and the parents it leaves empty."""
@@ -406,8 +431,9 @@ def _remove_state_dirs(folder: Path, path: str | None) -> None:
 BACKENDS: dict[str, type[Storage]] = {"zfs": ZfsStorage, "dir": DirStorage}
 
 
-def open_storage(cfg: HostConfig, kind: str) -> Storage:
+def open_storage(cfg: HostConfig, kind: str, parent: str | None = None) -> Storage:
+    """KIND's backend; on zfs under PARENT (a record's) or else host.conf's parent."""
     try:
-        return BACKENDS[kind](cfg)
+        return BACKENDS[kind](cfg, parent)
     except KeyError:
         raise FreightError(f"unknown storage backend {kind!r} (expected zfs or dir)") from None
