@@ -11,6 +11,7 @@ skips reload and start, and enables machines by writing the symlinks.
 from __future__ import annotations
 
 import errno
+import fcntl
 import re
 import json
 import os
@@ -25,6 +26,7 @@ from hostfixtures import FakeHost, datasets, make_host
 from rpmhost import RpmHost, leftovers, ok, registry, webapp_manifest_at
 
 from freight.common.run import run
+from freight.host import rpmlock
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 from freight.host.storage import open_storage, zfs_letting_go
 from freight.model import capabilities, rpmbugs
@@ -463,3 +465,33 @@ def test_a_pool_too_small_is_refused_by_pre_with_nothing_made(
         assert freight("purge", "webapp").returncode == 0
     finally:
         zfs_letting_go("destroy", "-r", parent)
+
+
+def test_a_half_made_image_is_marked_and_purge_removes_it(rpm_host: RpmHost, webapp_rpms: dict[str, Path]) -> None:
+    """What a transaction killed after %pre leaves (the image %pre made, no package): `freight list` marks it,
+    says "installing" while an rpm transaction holds rpm's lock, and `freight purge` removes it all."""
+    h, cfg = rpm_host, rpm_host.host.cfg
+    ok(h.hook("pre-install", "webapp", "1.0-1", "1", "--size", "1000"))
+    listed = json.loads(freight("list", "--json").stdout)["images"]
+    assert [(i["name"], i["version"], i["half_made"], i["installing"]) for i in listed] == [("webapp", None, True, False)]
+    text = freight("list").stdout
+    assert "half-made image webapp: no install of container-webapp finished; 'dnf install container-webapp' finishes one, 'freight purge webapp' removes it" in text
+
+    lock = rpmlock.lock_path()
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as held:  # as a running rpm transaction holds it
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        listed = json.loads(freight("list", "--json").stdout)["images"]
+        assert [(i["half_made"], i["installing"]) for i in listed] == [(False, True)]
+        refused = freight("purge", "webapp")
+        assert refused.returncode == 1 and "an rpm transaction is running" in refused.stderr, refused.stderr
+        assert registry(h).get(ImageRecord, "webapp") is not None
+
+    purged = freight("purge", "webapp")
+    assert purged.returncode == 0 and "webapp: removed the half-made image webapp" in purged.stderr, purged.stderr
+    assert leftovers(h) == []
+    if cfg.storage == "zfs":
+        assert datasets(cfg.parent) == [cfg.parent]
+    ok(h.put("-i", webapp_rpms["1.0"]))  # and the host takes the container as new
+    ok(h.rpm("-e", "container-webapp"))
+    assert freight("purge", "webapp").returncode == 0

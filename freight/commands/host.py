@@ -48,7 +48,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         sub,
         "purge",
         common,
-        description="Remove for good the state paths of NAME, which 'dnf remove' keeps. The container must be removed first.",
+        description=(
+            "Remove for good the state paths of NAME, which 'dnf remove' keeps (the container must be removed first), "
+            "or a half-made image NAME that no install finished and no package owns, with its datasets, machine and records."
+        ),
     )
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=_purge)
@@ -99,7 +102,8 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     _table(
         ["IMAGE", "VERSION", "STORAGE", "SNAPSHOTS"],
-        [[i["name"], i["version"] or "-", i["storage"], " ".join(i["snapshots"]) or "-"] for i in info["images"]],
+        [[i["name"], i["version"] or ("half-made" if i["half_made"] else "installing"), i["storage"], " ".join(i["snapshots"]) or "-"]
+         for i in info["images"]],
     )
     print()
     _table(
@@ -117,6 +121,12 @@ def _list(args: argparse.Namespace) -> int:
             for r in info["instances"]
         ],
     )
+    for image in info["images"]:
+        if image["half_made"]:
+            print(f"\nhalf-made image {image['name']}: no install of {image['package']} finished; "
+                  f"'dnf install {image['package']}' finishes one, 'freight purge {image['name']}' removes it")
+        elif image["installing"]:
+            print(f"\nimage {image['name']}: an rpm transaction is installing {image['package']}")
     for kept in info["kept_state"]:
         print(f"\nkept state of the removed instance {kept['instance']}: {', '.join(kept['paths'])} ('freight purge {kept['instance']}' removes it)")
     if info["systemd"] != "running":
@@ -182,16 +192,21 @@ def _purge(args: argparse.Namespace) -> int:
     from freight.host import instances
     from freight.host.registry import InstanceRecord
 
+    from freight.host import manage
+
     with host.locked():
+        removed = manage.purge_half_made(host, args.name)
         record = host.registry.get(InstanceRecord, args.name)
         if record is not None:
             raise UsageError(
                 f"{args.name} is still installed (image {record.image}); remove it first "
                 f"(dnf remove container-{record.image}): purge only removes the state a removed container left"
             )
-        if not instances.purge_state(host, args.name):
-            raise FreightError(f"there is no kept state of {args.name} on this host")
-    flog.step("%s: state removed", args.name)
+        if instances.purge_state(host, args.name):
+            removed.append("its state")
+        if not removed:
+            raise FreightError(f"there is no kept state or half-made image of {args.name} on this host")
+    flog.step("%s: removed %s", args.name, " and ".join(removed))
     return 0
 
 

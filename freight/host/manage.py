@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 from dataclasses import dataclass
 
 from freight.common.errors import FreightError, UsageError
-from freight.host import instances
+from freight.host import instances, rpmlock
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.undo import Undo
@@ -144,3 +145,40 @@ def unpin(host: Host, name: str) -> InstanceRecord:
         record.pinned = False
         host.registry.put(record)
     return record
+
+
+def purge_half_made(host: Host, name: str) -> list[str]:
+    """Remove the image NAME that no install finished (its %pre made it; a killed or failed
+    transaction never got to %post) and that no package owns, with the machine a dying %post
+    may have left of it; what was removed, [] when NAME is no such image.
+
+    rpm's lock is held throughout: an install still running is not half-made."""
+    image = host.registry.get(ImageRecord, name)
+    if image is None or image.current is not None:
+        return []
+    with rpmlock.held():
+        if installed_packages(f"container-{name}"):
+            raise FreightError(
+                f"container-{name} is installed but its install never finished; "
+                f"'dnf reinstall container-{name}' finishes it, 'dnf remove container-{name}' removes it"
+            )
+        removed = []
+        for record in host.instances_of(name):
+            if record.packaged:
+                halt(host, record.name)
+                instances.destroy(host, record, keep_state=False)
+                removed.append(f"the machine {record.name}")
+        host.storage_of(image).image_destroy(name)
+        host.registry.drop(ImageRecord, name)
+        shutil.rmtree(host.cfg.containers_dir / name, ignore_errors=True)  # what rpm unpacked of it, owned by no package
+        removed.insert(0, f"the half-made image {name}")
+        log.info("%s: removed the half-made image and all it had", name)
+        return removed
+
+
+def installed_packages(package: str) -> list[str]:
+    """The versions of PACKAGE in the host's rpm database."""
+    import rpm
+
+    ts = rpm.TransactionSet()
+    return [f"{h[rpm.RPMTAG_VERSION]}-{h[rpm.RPMTAG_RELEASE]}" for h in ts.dbMatch("name", package)]

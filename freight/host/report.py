@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from freight.host import nspawn
+from freight.host import nspawn, rpmlock
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 
 
-def image_info(host: Host, image: ImageRecord) -> dict[str, Any]:
+def image_info(host: Host, image: ImageRecord, installing: bool = False) -> dict[str, Any]:
+    """One image; an image no install finished is half-made, unless INSTALLING (an rpm transaction runs)."""
+    unfinished = image.current is None
     return {
         "name": image.name,
         "package": f"container-{image.name}",
         "version": image.current,
+        "half_made": unfinished and not installing,
+        "installing": unfinished and installing,
         "storage": image.storage,
         "snapshots": list(image.snapshots),
         "instances": [r.name for r in host.instances_of(image.name)],
@@ -72,8 +76,10 @@ def instance_info(host: Host, record: InstanceRecord, detail: bool = False) -> d
 def host_info(host: Host) -> dict[str, Any]:
     instances = host.registry.all(InstanceRecord)
     live = {r.name for r in instances}
+    images = host.registry.all(ImageRecord)
+    installing = any(i.current is None for i in images) and rpmlock.transaction_running()
     return {
-        "images": [image_info(host, i) for i in host.registry.all(ImageRecord)],
+        "images": [image_info(host, i, installing) for i in images],
         "instances": [instance_info(host, r) for r in instances],
         "kept_state": [
             {"instance": s.instance, "storage": s.storage, "paths": s.paths}
