@@ -343,3 +343,42 @@ def test_gpgcheck_refuses_unsigned_packages_unless_told(repo: Path, tmp_path: Pa
     allowed = build(manifest, "--nogpgcheck")
     assert allowed.returncode == 0, allowed.stderr
     assert "warning: signature checks are OFF" in allowed.stderr
+
+
+def test_a_killed_build_leaves_no_dnf_running(demo_repo: Path, tmp_path: Path) -> None:
+    """SIGKILL to `freight build` while dnf runs a scriptlet: the dnf child dies with it, so no
+    transaction goes on writing into a staging root nobody will remove. (The scriptlet a dying rpm
+    started runs to its end on its own, as it would under a killed dnf.)"""
+    from corpus import treerpm
+
+    tree = tmp_path / "tree"
+    (tree / "usr/share/demo-slow").mkdir(parents=True)
+    (tree / "usr/share/demo-slow/README").write_text("its %post takes its time\n")
+    repo = copy_repo(demo_repo, tmp_path / "repo")
+    marker = f"demo-slow-{os.getpid()}"
+    treerpm.build(tree, treerpm.Package("demo-slow", "1.0", requires=["demo-base"], post=f"sh -c 'sleep 30; true' {marker}"), repo)
+    demorepo.createrepo(repo)
+    manifest = webapp_manifest(tmp_path / "w", repo)
+    manifest.write_text(manifest.read_text().replace("[demo-www]", "[demo-www, demo-slow]"))
+    cache = tmp_path / "cache"
+    build = subprocess.Popen([sys.executable, "-m", "freight", "build", str(manifest), "-o", str(tmp_path / "out")],
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "FREIGHT_CACHE_DIR": str(cache)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def running(pattern: str) -> list[str]:
+        return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+
+    try:
+        deadline = time.monotonic() + 120
+        while not running(marker):
+            assert build.poll() is None and time.monotonic() < deadline, "the scriptlet never started"
+            time.sleep(0.2)
+        assert running(f"freight.build.stage {cache}"), "dnf runs in a child of freight's"
+        build.kill()
+        build.wait()
+        deadline = time.monotonic() + 10
+        while running(f"freight.build.stage {cache}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert running(f"freight.build.stage {cache}") == [], "the dnf child outlived the killed freight"
+    finally:
+        subprocess.run(["pkill", "-f", marker], check=False)

@@ -372,7 +372,22 @@ def _checkpoint_rpmdb(db: Path) -> None:
         conn.close()
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this child when the freight that started it dies, even by SIGKILL:
+    a dnf transaction left running on its own would go on writing into a staging root nobody
+    removes, holding the cache's lock and its scriptlets' processes (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the request was made
+        raise SystemExit(1)
+
+
 def _main(argv: list[str]) -> int:
+    _die_with_parent()
     request_path, result_path = Path(argv[0]), Path(argv[1])
     request = DnfRequest(**json.loads(request_path.read_text()))
     flog.setup(request.verbosity)
