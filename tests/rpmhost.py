@@ -82,7 +82,18 @@ class RpmHost:
         hook.parent.mkdir(parents=True, exist_ok=True)
         hook.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec /usr/bin/python3 -m freight.host.hook "$@"\n')
         hook.chmod(0o755)
+        home = host.top.parent / "rpm-home"  # rpm's configuration names this database, for the hook's reads too
+        home.mkdir(exist_ok=True)
+        (home / ".rpmmacros").write_text(f"%_dbpath {db}\n")
         return cls(host, db)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What rpm, the hook and freight's host commands run with here: this host's config and database."""
+        return {
+            "RPM_FORCE_DEBIAN": "1", "FREIGHT_HOST_CONF": str(self.host.conf), "SYSTEMD_OFFLINE": "1",
+            "HOME": str(self.host.top.parent / "rpm-home"),
+        }
 
     def rpm(self, *args: str | Path) -> subprocess.CompletedProcess:
         nodeps = ["--nodeps"] if args[0] in ("-i", "-U", "-e") else []  # freight-host is not in this database
@@ -92,7 +103,7 @@ class RpmHost:
                 "--define", f"_install_script_path {self.host.top}/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 *args,
             ],
-            env={"RPM_FORCE_DEBIAN": "1", "FREIGHT_HOST_CONF": str(self.host.conf), "SYSTEMD_OFFLINE": "1"},
+            env=self.env,
             check=False,
         )
 
@@ -111,7 +122,7 @@ class RpmHost:
         return sorted(proc.stdout.split())
 
     def hook(self, *args: str) -> subprocess.CompletedProcess:
-        return run([self.host.top / "bin/freight-host-hook", *args], env={"FREIGHT_HOST_CONF": str(self.host.conf)}, check=False)
+        return run([self.host.top / "bin/freight-host-hook", *args], env=self.env, check=False)
 
 
 @pytest.fixture

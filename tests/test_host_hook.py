@@ -26,7 +26,7 @@ from hostfixtures import FakeHost, datasets, make_host
 from rpmhost import RpmHost, leftovers, ok, registry, webapp_manifest_at
 
 from freight.common.run import run
-from freight.host import rpmlock
+from freight.host import rpmdb
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 from freight.host.storage import open_storage, zfs_letting_go
 from freight.model import capabilities, rpmbugs
@@ -159,7 +159,7 @@ def test_install_upgrade_restart_erase_purge(rpm_host: RpmHost, webapp_rpms: dic
 
     # --- purge: and then nothing is left ---------------------------------------------
     refused = freight("purge", "nothing-here", env={"FREIGHT_HOST_CONF": str(h.host.conf)})
-    assert refused.returncode == 1 and "no kept state of nothing-here" in refused.stderr
+    assert refused.returncode == 1 and "no kept state or half-made image of nothing-here" in refused.stderr
     purged = freight("purge", "webapp", env={"FREIGHT_HOST_CONF": str(h.host.conf)})
     assert purged.returncode == 0, purged.stderr
     assert leftovers(h) == []
@@ -229,7 +229,9 @@ def test_a_failing_post_install_rolls_back(rpm_host: RpmHost, bad_state_rpm: Pat
     assert "rolling back: destroy the instance webapp" in proc.stderr
     assert h.installed() == ["container-webapp-1.0-1"]
     # freight took back everything it made after the files: the image is as rpm left it.
-    assert registry(h).get(ImageRecord, "webapp") == ImageRecord(name="webapp", storage=cfg.storage, parent=cfg.parent if cfg.storage == "zfs" else None)
+    # its install never finished (freight list says 'dnf reinstall' finishes it)
+    assert registry(h).get(ImageRecord, "webapp") == ImageRecord(
+        name="webapp", storage=cfg.storage, parent=cfg.parent if cfg.storage == "zfs" else None, txn="install 1.0-1")
     assert registry(h).get(InstanceRecord, "webapp") is None and registry(h).get(StateRecord, "webapp") is None
     assert not (cfg.machines_dir / "webapp").exists() and not (cfg.state_dir / "webapp").exists()
     assert not (cfg.nspawn_dir / "webapp.nspawn").exists() and not (cfg.units_dir / "systemd-nspawn@webapp.service.d").exists()
@@ -475,9 +477,9 @@ def test_a_half_made_image_is_marked_and_purge_removes_it(rpm_host: RpmHost, web
     listed = json.loads(freight("list", "--json").stdout)["images"]
     assert [(i["name"], i["version"], i["half_made"], i["installing"]) for i in listed] == [("webapp", None, True, False)]
     text = freight("list").stdout
-    assert "half-made image webapp: no install of container-webapp finished; 'dnf install container-webapp' finishes one, 'freight purge webapp' removes it" in text
+    assert "an rpm transaction (install 1.0-1) on container-webapp did not finish: no package owns the image it began; 'freight repair' will remove it" in text
 
-    lock = rpmlock.lock_path()
+    lock = rpmdb.lock_path()
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as held:  # as a running rpm transaction holds it
         fcntl.lockf(held, fcntl.LOCK_EX)

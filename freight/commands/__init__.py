@@ -45,6 +45,7 @@ COMMANDS: dict[str, Command] = {
     "status": Command("host", "show one machine", HOST_SIDE),
     "purge": Command("host", "remove the state a removed container left", HOST_SIDE),
     "rollback": Command("host", "restart a machine on its image's previous snapshot", HOST_SIDE),
+    "repair": Command("host", "put images a dead rpm transaction left back in step with rpm", HOST_SIDE),
     "instance": Command("host", "make and remove machines no package owns", HOST_SIDE),
 }
 

@@ -58,6 +58,20 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
     p = add(
         sub,
+        "repair",
+        common,
+        description=(
+            "Put every image that an rpm transaction left unfinished (dnf or rpm killed, an unpack that failed, "
+            "a power cut) back in step with rpm's database: roll it back to the snapshot of the version rpm lists, "
+            "take the snapshot an upgrade did not get to, or remove what no package owns. The next dnf transaction "
+            "on the container and the other host commands do the same; this does it now. Waits for nothing: "
+            "while an rpm transaction runs it exits 1. Exit 0 when everything is in step afterwards."
+        ),
+    )
+    p.set_defaults(func=_repair)
+
+    p = add(
+        sub,
         "rollback",
         common,
         description=(
@@ -84,16 +98,23 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     v.set_defaults(func=_instance_unpin)
 
 
-def _host() -> Host:
+def _host(repair: bool = True) -> Host:
+    """The host; unless only looking (list, status), with every image a dead rpm transaction left
+    out of step put back first (freight.host.repair), each repair said on stderr."""
     try:
         from freight.host.context import Host
     except ImportError as exc:
         raise FreightError(f"this command needs freight-host, which is not installed here ({exc})") from None
-    return Host.load()
+    host = Host.load()
+    if repair:
+        from freight.host import repair as repairs
+
+        repairs.when_quiet(host)
+    return host
 
 
 def _list(args: argparse.Namespace) -> int:
-    host = _host()
+    host = _host(repair=False)
     from freight.host import report
 
     info = report.host_info(host)
@@ -122,7 +143,9 @@ def _list(args: argparse.Namespace) -> int:
         ],
     )
     for image in info["images"]:
-        if image["half_made"]:
+        if image["interrupted"]:
+            print(f"\n{image['interrupted']}")
+        elif image["half_made"]:
             print(f"\nhalf-made image {image['name']}: no install of {image['package']} finished; "
                   f"'dnf install {image['package']}' finishes one, 'freight purge {image['name']}' removes it")
         elif image["installing"]:
@@ -156,7 +179,7 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    host = _host()
+    host = _host(repair=False)
     from freight.host import report
 
     info = report.instance_info(host, host.instance(args.name), detail=True)
@@ -188,7 +211,7 @@ def _status_text(info: dict[str, Any]) -> str:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    host = _host()
+    host = _host(repair=False)  # it removes what it names, and says so
     from freight.host import instances
     from freight.host.registry import InstanceRecord
 
@@ -208,6 +231,20 @@ def _purge(args: argparse.Namespace) -> int:
             raise FreightError(f"there is no kept state or half-made image of {args.name} on this host")
     flog.step("%s: removed %s", args.name, " and ".join(removed))
     return 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    host = _host(repair=False)
+    from freight.host import repair, rpmdb
+
+    with rpmdb.held(), host.locked():
+        done = [f for f in (repair.repair(host, f.image) for f in repair.findings(host)) if f is not None]
+    left = repair.findings(host)
+    for finding in left:
+        flog.log.error("%s", finding.explain())
+    if not done and not left:
+        flog.step("every image is in step with rpm's database")
+    return 1 if left else 0
 
 
 def _rollback(args: argparse.Namespace) -> int:

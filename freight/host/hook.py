@@ -38,11 +38,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from freight.common import log as flog
 from freight.common.errors import FreightError, UsageError
-from freight.host import instances, manage
+from freight.host import images, instances, manage, repair
 from freight.host.config import choose_storage
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
@@ -77,6 +78,11 @@ def pre_install(
             "upgrade rpm on this host, or rebuild the container with the FIFOs left out (the manifest's exclude_paths)"
         )
     image = host.registry.get(ImageRecord, name)
+    if image is not None and image.txn is not None:
+        # This is a new transaction: the one that marked the image died (freight.host.repair).
+        host.storage_of(image).check()
+        repair.repair(host, name)
+        image = host.registry.get(ImageRecord, name)
     storage = host.storage_of(image) if image else host.storage(choose_storage(host.cfg))
     storage.check()
     if size is not None:
@@ -96,12 +102,21 @@ def pre_install(
             else:
                 undo.add(f"restore the record of {name}", host.registry.put, image)
         storage.image_set_writable(name, True)
+        _mark(host, name, f"install {evr}", undo)
         if file_capabilities and not capabilities.can_hold(storage.image_dir(name)):
             raise FreightError(
                 f"container-{name} has files with capabilities, which the {storage.kind} storage here cannot hold "
                 f"(no extended attributes in {storage.image_dir(name)}); install it where they can be held "
                 "(OpenZFS, or the dir backend on ext4, xfs or btrfs)"
             )
+
+
+def _mark(host: Host, name: str, txn: str, undo: Undo) -> None:
+    """Note on the image's record that a transaction has opened it (see freight.host.repair)."""
+    record = host.image(name)
+    undo.add(f"restore the record of {name}", host.registry.put, replace(record, snapshots=list(record.snapshots)))
+    record.txn = txn
+    host.registry.put(record)
 
 
 def _check_room(storage: Storage, name: str, size: int) -> None:
@@ -156,7 +171,7 @@ def post_install(host: Host, name: str, evr: str, count: int) -> None:
         if upgrade:
             _reconfigure(host, storage, name, undo)
         else:
-            _take_snapshot(host, storage, image, evr, undo)
+            images.take_snapshot(host, storage, image, evr, undo)
             if host.registry.get(InstanceRecord, name) is None:
                 instances.create(host, storage, name, evr, run, name, undo)
             else:
@@ -208,7 +223,7 @@ def _post_install_derivative(host: Host, name: str, evr: str, base: str) -> None
             instances.create(host, storage, base, image.current, run, name, undo, overlay=instances.Overlay(name, evr))
             log.info("%s: made from %s %s with the overlay %s %s", name, base, image.current, name, evr)
         else:
-            _unpin(host, [record], undo)
+            images.unpin(host, [record], undo)
             instances.configure(host, storage, record, record.snapshot, run, instances.upgrade_seeds(host, storage, record), undo)
         _activate(host, name, run, fresh=record is None, undo=undo)
 
@@ -222,36 +237,6 @@ def _reconfigure(host: Host, storage: Storage, name: str, undo: Undo) -> None:
     for record in host.instances_of(name):
         run = instances.run_of(host, name, record.overlay)
         instances.configure(host, storage, record, record.snapshot, run, instances.upgrade_seeds(host, storage, record), undo)
-
-
-def _unpin(host: Host, records: list[InstanceRecord], undo: Undo) -> None:
-    """A package change ends a rollback's pin (see freight.host.manage)."""
-    for record in records:
-        if record.pinned:
-            undo.add(f"pin {record.name} again", host.registry.put, InstanceRecord(**vars(record)))
-            record.pinned = False
-            host.registry.put(record)
-            log.info("%s: no longer pinned by its rollback: it moves at its next start", record.name)
-
-
-def _take_snapshot(host: Host, storage: Storage, image: ImageRecord, evr: str, undo: Undo) -> None:
-    """Snapshot the image as EVR (reusing a kept one, e.g. on a downgrade) and close it."""
-    before = ImageRecord(**vars(image) | {"snapshots": list(image.snapshots)})
-    if storage.snapshot_exists(image.name, evr):
-        log.info("%s: reusing the kept snapshot of %s", image.name, evr)
-    else:
-        RecordedOwners.load(host.cfg.meta_path(image.name)).apply(storage.image_dir(image.name))
-        storage.snapshot_create(image.name, evr)
-        undo.add(f"destroy the snapshot {image.name} {evr}", storage.snapshot_destroy, image.name, evr)
-    if image.current != evr:
-        _unpin(host, host.instances_of(image.name), undo)
-    image.current = evr
-    if evr not in image.snapshots:
-        image.snapshots.append(evr)
-    host.registry.put(image)
-    undo.add(f"restore the record of {image.name}", host.registry.put, before)
-    storage.image_set_writable(image.name, False)
-    undo.add(f"reopen the image {image.name}", storage.image_set_writable, image.name, True)
 
 
 def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
@@ -268,7 +253,9 @@ def pre_uninstall(host: Host, name: str, evr: str, count: int) -> None:
     for record in records:
         manage.halt(host, record.name)
     if image is not None:
-        host.storage_of(image).image_set_writable(name, True)  # rpm removes the files next
+        with Undo() as undo:
+            _mark(host, name, "erase", undo)
+            host.storage_of(image).image_set_writable(name, True)  # rpm removes the files next
 
 
 def _check_no_derivative_left(host: Host, name: str, records: list[InstanceRecord]) -> None:
@@ -307,19 +294,19 @@ def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
     if count >= 1:
         new = host.installed_evr(name)
         with Undo() as undo:
-            _take_snapshot(host, storage, image, new, undo)
-        prune(host, storage, image)
+            images.take_snapshot(host, storage, image, new, undo)
+        images.prune(host, storage, image)
         return
-    for record in host.instances_of(name):
-        instances.destroy(host, record, keep_state=True)
-    storage.image_destroy(name)
-    host.registry.drop(ImageRecord, name)
+    manage.remove_image(host, image, keep_state=True)
     host.systemd.daemon_reload()
 
 
 def prepare_start(host: Host, instance: str) -> None:
     """Just before a machine starts: move it onto its image's current snapshot and its overlay's installed version."""
     record = host.instance(instance)
+    image = host.registry.get(ImageRecord, record.image)
+    if image is not None and image.txn is not None:
+        repair.when_quiet(host, [record.image])  # not while rpm runs: that may be the marking transaction
     if _target(host, record) == (record.snapshot, record.overlay_version):
         return  # the common case, decided without the lock (the installing hook may hold it)
     with host.locked():
@@ -330,7 +317,7 @@ def prepare_start(host: Host, instance: str) -> None:
         image = host.image(record.image)
         storage = host.storage_of(record)
         instances.move(host, storage, record, *target)
-        prune(host, storage, image)
+        images.prune(host, storage, image)
 
 
 def _target(host: Host, record: InstanceRecord) -> tuple[str, str | None]:
@@ -345,20 +332,6 @@ def _target(host: Host, record: InstanceRecord) -> tuple[str, str | None]:
     if record.overlay is not None and host.cfg.manifest_path(record.overlay).exists():
         overlay_version = host.installed_evr(record.overlay)
     return snapshot, overlay_version
-
-
-def prune(host: Host, storage: Storage, image: ImageRecord) -> None:
-    """Keep the newest `keep_snapshots` snapshots, and any an instance runs on."""
-    in_use = {r.snapshot for r in host.instances_of(image.name)}
-    keep = set(image.snapshots[-host.cfg.keep_snapshots :]) | in_use | {image.current}
-    for evr in [s for s in image.snapshots if s not in keep]:
-        if storage.snapshot_exists(image.name, evr):
-            storage.snapshot_destroy(image.name, evr)
-        image.snapshots.remove(evr)
-        host.registry.put(image)
-    waiting = sorted(in_use - set(image.snapshots[-host.cfg.keep_snapshots :]))
-    if waiting:
-        log.info("%s: kept the snapshots %s while instances run on them", image.name, ", ".join(waiting))
 
 
 PHASES = {  # phase: (function, the scriptlet that calls it)

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 
 from freight.common.errors import FreightError, UsageError
-from freight.host import instances, rpmlock
+from freight.host import instances, rpmdb
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.undo import Undo
@@ -150,35 +150,32 @@ def unpin(host: Host, name: str) -> InstanceRecord:
 def purge_half_made(host: Host, name: str) -> list[str]:
     """Remove the image NAME that no install finished (its %pre made it; a killed or failed
     transaction never got to %post) and that no package owns, with the machine a dying %post
-    may have left of it; what was removed, [] when NAME is no such image.
+    may have left of it and its state; what was removed, [] when NAME is no such image.
 
     rpm's lock is held throughout: an install still running is not half-made."""
     image = host.registry.get(ImageRecord, name)
     if image is None or image.current is not None:
         return []
-    with rpmlock.held():
-        if installed_packages(f"container-{name}"):
+    with rpmdb.held():
+        if rpmdb.versions(f"container-{name}"):
             raise FreightError(
                 f"container-{name} is installed but its install never finished; "
                 f"'dnf reinstall container-{name}' finishes it, 'dnf remove container-{name}' removes it"
             )
-        removed = []
-        for record in host.instances_of(name):
-            if record.packaged:
-                halt(host, record.name)
-                instances.destroy(host, record, keep_state=False)
-                removed.append(f"the machine {record.name}")
-        host.storage_of(image).image_destroy(name)
-        host.registry.drop(ImageRecord, name)
-        shutil.rmtree(host.cfg.containers_dir / name, ignore_errors=True)  # what rpm unpacked of it, owned by no package
-        removed.insert(0, f"the half-made image {name}")
+        machines = remove_image(host, image, keep_state=False)
         log.info("%s: removed the half-made image and all it had", name)
-        return removed
+        return [f"the half-made image {name}", *(f"the machine {m}" for m in machines)]
 
 
-def installed_packages(package: str) -> list[str]:
-    """The versions of PACKAGE in the host's rpm database."""
-    import rpm
-
-    ts = rpm.TransactionSet()
-    return [f"{h[rpm.RPMTAG_VERSION]}-{h[rpm.RPMTAG_RELEASE]}" for h in ts.dbMatch("name", package)]
+def remove_image(host: Host, image: ImageRecord, keep_state: bool) -> list[str]:
+    """IMAGE with the machines its packages made of it, their settings and records, and what rpm
+    unpacked beside it: all an erase removes (state only without KEEP_STATE); the machines' names."""
+    machines = []
+    for record in host.instances_of(image.name):
+        halt(host, record.name)
+        instances.destroy(host, record, keep_state=keep_state)
+        machines.append(record.name)
+    host.storage_of(image).image_destroy(image.name)
+    host.registry.drop(ImageRecord, image.name)
+    shutil.rmtree(host.cfg.containers_dir / image.name, ignore_errors=True)
+    return machines

@@ -31,6 +31,9 @@ class ImageRecord:
     storage: str
     current: str | None = None  # VERSION-RELEASE new instances start from
     parent: str | None = None  # the ZFS parent dataset it was made under (None: dir, or made before this was kept)
+    # What an rpm transaction is doing to the image ("install 1.1-1", "erase"), from the %pre or %preun
+    # that opened it until the phase that ends the transaction for it; set later, the transaction died.
+    txn: str | None = None
     snapshots: list[str] = field(default_factory=list)  # VERSION-RELEASE, oldest first
 
     kind = "images"

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from freight.host import nspawn, rpmlock
+from freight.host import nspawn, repair, rpmdb
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 
 
 def image_info(host: Host, image: ImageRecord, installing: bool = False) -> dict[str, Any]:
-    """One image; an image no install finished is half-made, unless INSTALLING (an rpm transaction runs)."""
+    """One image; an image no install finished is half-made, unless INSTALLING (an rpm transaction
+    runs); one a dead transaction left out of step says what repairs it."""
     unfinished = image.current is None
+    finding = repair.diagnose(image, rpmdb.versions(f"container-{image.name}")) if image.txn and not installing else None
     return {
         "name": image.name,
         "package": f"container-{image.name}",
         "version": image.current,
         "half_made": unfinished and not installing,
         "installing": unfinished and installing,
+        "interrupted": finding.explain() if finding else None,
         "storage": image.storage,
         "snapshots": list(image.snapshots),
         "instances": [r.name for r in host.instances_of(image.name)],
@@ -77,7 +80,7 @@ def host_info(host: Host) -> dict[str, Any]:
     instances = host.registry.all(InstanceRecord)
     live = {r.name for r in instances}
     images = host.registry.all(ImageRecord)
-    installing = any(i.current is None for i in images) and rpmlock.transaction_running()
+    installing = any(i.current is None or i.txn for i in images) and rpmdb.transaction_running()
     return {
         "images": [image_info(host, i, installing) for i in images],
         "instances": [instance_info(host, r) for r in instances],

@@ -144,6 +144,10 @@ class Storage(ABC):
     def snapshot_create(self, image: str, evr: str) -> None: ...
 
     @abstractmethod
+    def image_rollback(self, image: str, evr: str) -> None:
+        """Put the image's files back as its snapshot EVR holds them (EVR must be its newest)."""
+
+    @abstractmethod
     def snapshot_exists(self, image: str, evr: str) -> bool: ...
 
     @abstractmethod
@@ -270,6 +274,11 @@ class ZfsStorage(Storage):
     def snapshot_exists(self, image: str, evr: str) -> bool:
         return self._exists(self._snap(image, evr))
 
+    def image_rollback(self, image: str, evr: str) -> None:
+        # clones of the snapshot (the running machines) are not touched by a rollback to it
+        run(["zfs", "rollback", self._snap(image, evr)])
+        log.info("rolled %s back to %s", self._image_ds(image), self._snap(image, evr))
+
     def snapshot_destroy(self, image: str, evr: str) -> None:
         self._destroy(self._snap(image, evr))
         log.info("destroyed snapshot %s", self._snap(image, evr))
@@ -378,6 +387,18 @@ class DirStorage(Storage):
 
     def snapshot_exists(self, image: str, evr: str) -> bool:
         return self._snap_dir(image, evr).is_dir()
+
+    def image_rollback(self, image: str, evr: str) -> None:
+        # a copy of the snapshot takes the image's place whole, then the old files go
+        root = self.image_dir(image)
+        fresh = root.with_name(f".{root.name}.rollback")
+        shutil.rmtree(fresh, ignore_errors=True)
+        self._copy(self._snap_dir(image, evr), fresh)
+        old = root.with_name(f".{root.name}.old")
+        os.rename(root, old)
+        os.rename(fresh, root)
+        shutil.rmtree(old)
+        log.info("put %s back as its snapshot %s", root, evr)
 
     def snapshot_destroy(self, image: str, evr: str) -> None:
         shutil.rmtree(self._snap_dir(image, evr))
