@@ -16,12 +16,13 @@ PYTEST_ARGS ?=
 # make bench SIZE=small: the CI smoke size (see bench/run.py for the presets)
 SIZE ?= default
 
-.PHONY: help deps setup demo demo-build demo-update demo-repo check lint-imports test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
+.PHONY: help deps setup demo demo-build demo-update demo-repo check soak lint-imports test-fast bench bench-profile clean rpms host-repo testhost-image demo-host demo-host-down
 
 help:
 	@echo "make demo    build, sign and publish the demo container into repo/, then dnf install it in a booted"
 	@echo "             demo host and fetch its page (needs root; the host stays up: make demo-host-down)"
 	@echo "make check   run the whole test suite (installs what is missing)"
+	@echo "make soak    the long sweeps make check runs reduced (every kill point of dnf on a host)"
 	@echo "make bench   freight against the floor, one table (SIZE=small for the quick one)"
 	@echo "make setup   install system packages and the virtual environment only"
 	@echo "make clean   remove build outputs and the virtual environment"
@@ -78,6 +79,10 @@ demo: demo-build
 # The import contracts first (seconds): a layering mistake fails before the suite runs.
 check: setup lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# What make check samples, whole: dnf killed at every phase of install, upgrade and remove.
+soak: setup
+	FREIGHT_SOAK=1 $(PY) -m pytest tests/test_host_faults.py $(PYTEST_ARGS)
 
 lint-imports: setup
 	$(VENV)/bin/lint-imports --no-logo --no-cache

@@ -11,13 +11,15 @@ What rpm's database lists of container-NAME then tells what happened:
 
     listed           image has          died                               repair
     nothing          no snapshot        install, before its header         remove what %pre (and %post) made
-    nothing          a snapshot         erase, after its header went       finish the erase (state kept)
+    nothing          a snapshot         erase, whose %postun failed or     finish the erase (state kept)
+                                        was killed (rpm drops the header
+                                        after %postun)
     its snapshot's   a snapshot         upgrade or erase, before the       roll the image back to that snapshot
                                         header changed
-    another one      a snapshot         upgrade, after the old header      snapshot the listed version (finish)
-                                        went, before the old %postun
+    another one      a snapshot         upgrade, whose old %postun (the    snapshot the listed version (finish)
+                                        snapshot) failed or was killed
     one              no snapshot        install, after its header,         none: 'dnf reinstall' finishes it
-                                        before %post
+                                        before %post finished
     two or more      -                  upgrade, between the new header    none: 'dnf remove --duplicates' erases
                                         and the old one's erase            the old one, whose %postun finishes it
 

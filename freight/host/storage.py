@@ -275,7 +275,9 @@ class ZfsStorage(Storage):
         return self._exists(self._snap(image, evr))
 
     def image_rollback(self, image: str, evr: str) -> None:
-        # clones of the snapshot (the running machines) are not touched by a rollback to it
+        # Clones of the snapshot (the running machines) are not touched by a rollback to it.
+        # Mounted, as it is: zfs-fuse fails to roll back an unmounted dataset (I/O error), and
+        # drops the kernel's caches for a mounted one (/proc/sys/vm/drop_caches must be writable).
         run(["zfs", "rollback", self._snap(image, evr)])
         log.info("rolled %s back to %s", self._image_ds(image), self._snap(image, evr))
 

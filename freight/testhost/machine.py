@@ -254,7 +254,10 @@ class TestHost:
         ]
         start = time.monotonic()
         with self.console_log.open("wb") as console:
-            self._process = spawn(argv, env={"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}, output=console, preexec=in_child)
+            # /proc/sys writable: zfs-fuse drops the kernel's caches when it rolls a dataset back
+            # (and freight.host.storage when one stays busy), which fails on nspawn's read-only one
+            env = {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1", "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "1"}
+            self._process = spawn(argv, env=env, output=console, preexec=in_child)
         nspawn = self._process.pid
         self.state.nspawn_pid, self.state.nspawn_start = nspawn, _start_time(nspawn)
         self.state.save(self.state_path)

@@ -1,0 +1,249 @@
+"""dnf killed in the middle of install, upgrade and remove of a real container, in the booted test host.
+
+Each kill point names a phase of rpm's transaction: a hook phase (the hook's
+process for that phase is running), or the unpack and erase of the image's
+files (rpm's temporary file for the container's big file is there, or the
+file is gone). A script inside the host starts dnf, watches for the phase,
+and sends dnf SIGKILL the moment it sees it (the scriptlet running then ends
+on its own, as it does when an administrator kills dnf); the test checks what
+it saw, so a kill that landed elsewhere fails. Then only what freight
+documents is done: the commands `freight list` names, the same dnf command
+again, and `freight repair`. After that: exactly the versions rpm lists are
+installed, `rpm -V` is clean, no dataset, snapshot, unit, settings file or
+record is left that no package owns, and the machine serves the version its
+snapshot holds.
+
+`make check` runs one point of each operation where the image goes out of
+step; `make soak` (FREIGHT_SOAK=1) runs them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from conftest import Signer, make_signer, publish_signed_build, write_manifest
+from e2ehost import add_signed_repo, assert_nothing_left, configure, datasets, fetch, lent, make_pool, sh_status
+
+if TYPE_CHECKING:
+    from freight.testhost import TestHost
+
+pytestmark = pytest.mark.slow
+
+NAME = "faulty"
+PACKAGE = f"container-{NAME}"
+IMAGE = f"/var/lib/freight/images/{NAME}"
+REPO_ID = "freight-faults"
+POOL = "faultpool"
+PARENT = f"{POOL}/freight"
+PORT = 8093
+BIG = 24 * 1024 * 1024  # an unpack long enough to be caught in the middle
+
+
+@dataclass(frozen=True)
+class Point:
+    op: str  # install | upgrade | remove
+    phase: str  # pre-install | unpack | post-install | pre-uninstall | erase | post-uninstall
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.phase}"
+
+
+ALL = [
+    *(Point("install", p) for p in ("pre-install", "unpack", "post-install")),
+    *(Point("upgrade", p) for p in ("pre-install", "unpack", "post-install", "pre-uninstall", "post-uninstall")),
+    *(Point("remove", p) for p in ("pre-uninstall", "erase", "post-uninstall")),
+]
+QUICK = {"install-unpack", "upgrade-unpack", "upgrade-post-install", "remove-erase"}
+POINTS = ALL if os.environ.get("FREIGHT_SOAK") else [p for p in ALL if p.id in QUICK]
+
+
+@dataclass
+class Shop:
+    signer: Signer
+    repo: Path
+    evrs: dict[str, str]  # version -> VERSION-RELEASE published
+
+
+def _manifest(folder: Path, demo: Path, version: str) -> Path:
+    www = folder / "www"
+    www.mkdir(parents=True)
+    (www / "index.html").write_text(f"faulty {version}\n")
+    (www / "big.bin").write_bytes(os.urandom(BIG))
+    return write_manifest(
+        folder,
+        f"""\
+        name: {NAME}
+        version: "{version}"
+        summary: a container whose transactions are killed
+        license: MIT
+        repos:
+          - name: demo
+            baseurl: {demo.as_uri()}
+        packages: [demo-www]
+        files:
+          - {{src: www, dest: /srv/faulty}}
+        run:
+          command: [/usr/bin/httpd, -f, -p, "{PORT}", -h, /srv/faulty]
+          network: host
+          autostart: true
+        """,
+    )
+
+
+@pytest.fixture(scope="module")
+def shop(host_share: Path, tmp_path_factory: pytest.TempPathFactory) -> Shop:
+    from freight.dist import demorepo
+
+    work = tmp_path_factory.mktemp("faults")
+    demo = work / "demo-repo"
+    demorepo.make_repo(demo, sorted(demorepo.DEMO_SPECS.glob("*.spec")))
+    signer = make_signer(work / "keys", "faults@example.com")
+    repo = host_share / "faults-repo"
+    evrs = {v: publish_signed_build(_manifest(work / v, demo, v), repo, signer) for v in ("1.0", "1.1")}
+    return Shop(signer, repo, evrs)
+
+
+@pytest.fixture(scope="module")
+def host(freight_host: TestHost, shop: Shop) -> Iterator[TestHost]:
+    with lent(freight_host, REPO_ID, POOL, f"/var/tmp/{POOL}.img") as h:
+        add_signed_repo(h, REPO_ID, shop.repo)
+        make_pool(h, POOL, f"/var/tmp/{POOL}.img")
+        h.run(["zfs", "create", "-o", "mountpoint=none", PARENT])
+        configure(h, "zfs", PARENT)
+        yield h
+
+
+def dnf(host: TestHost, *args: str) -> tuple[int, str]:
+    return sh_status(host, f"dnf -y --repo {REPO_ID} {' '.join(args)}")
+
+
+def start_from(host: TestHost, shop: Shop, version: str | None) -> None:
+    """The container at VERSION (None: not installed), cleanly."""
+    dnf(host, "remove", PACKAGE)
+    host.sh(f"freight purge {NAME} >/dev/null 2>&1 || true")
+    if version is not None:
+        code, out = dnf(host, "install", f"{PACKAGE}-{shop.evrs[version]}")
+        assert code == 0, out
+
+
+def condition(phase: str) -> str:
+    """A shell test that holds while rpm is in PHASE (of our container)."""
+    if phase == "unpack":
+        return f"ls {IMAGE}/srv/faulty 2>/dev/null | grep -q '^big.bin;'"
+    if phase == "erase":  # %preun has ended and %postun not begun: rpm is removing the files and the header
+        return (f"{{ hooks | grep -q 'freight-host-hoo[k] pre-uninstall {NAME} ' && preun=1; }}; "
+                f"[ -n \"${{preun:-}}\" ] && [ -z \"$(hooks)\" ]")
+    return f"hooks | grep -q 'freight-host-hoo[k] {phase} {NAME} '"
+
+
+def kill_during(host: TestHost, command: str, phase: str) -> str:
+    """Run dnf COMMAND and SIGKILL it when PHASE is seen; what was running then (or 'missed')."""
+    script = textwrap.dedent(
+        f"""\
+        # The hook phases running now (the test host has no procps). "hoo[k]": this script's own
+        # command line, and grep's, hold the pattern but do not match it.
+        hooks() {{
+            cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -o 'freight-host-hoo[k] [a-z-]* [^ ]* [^ ]*' || true
+        }}
+        dnf -y --repo {REPO_ID} {command} >/tmp/killed-dnf.log 2>&1 &
+        pid=$!
+        seen=missed
+        : >/tmp/phases-seen
+        while kill -0 $pid 2>/dev/null; do
+            hooks >>/tmp/phases-seen
+            if {condition(phase)}; then
+                kill -9 $pid
+                seen="killed: $(hooks | tr '\\n' ';')"
+                break
+            fi
+        done
+        wait $pid 2>/dev/null || true
+        [ "$seen" != missed ] || seen="missed; saw: $(sort -u /tmp/phases-seen | tr '\n' ';'); dnf said: $(tail -5 /tmp/killed-dnf.log | tr '\n' ';')"
+        echo "$seen"
+        """
+    )
+    return host.sh(script).strip()
+
+
+def recover(host: TestHost, command: str) -> list[str]:
+    """What freight documents after a killed transaction; the commands run, in order."""
+    ran = []
+    listed = json.loads(host.run(["freight", "list", "--json"]))
+    for image in listed["images"]:
+        said = image.get("interrupted") or ""
+        if "'dnf " in said:
+            named = said.split("'dnf ", 1)[1].split("'", 1)[0]
+            ran.append(f"dnf {named}")
+            code, out = sh_status(host, f"dnf -y {named}")
+            assert code == 0, out
+    code, out = dnf(host, command)
+    ran.append(f"dnf {command}")
+    assert code == 0 or "No match for argument" in out or "No packages marked" in out, out
+    code, out = sh_status(host, "freight repair")
+    ran.append("freight repair")
+    assert code == 0, out
+    return ran
+
+
+def assert_true_to_rpm(host: TestHost, shop: Shop, version: str | None) -> None:
+    listed = host.sh(f"rpm -q --qf '%{{VERSION}}-%{{RELEASE}}\\n' {PACKAGE} 2>/dev/null || true").split()
+    info = json.loads(host.run(["freight", "list", "--json"]))
+    if version is None:
+        assert listed == [] or "not installed" in " ".join(listed), listed
+        assert_nothing_left(host, NAME)
+        assert datasets(host, PARENT) == [PARENT]
+        assert info["images"] == [] and info["instances"] == [], info
+        return
+    evr = shop.evrs[version]
+    assert listed == [evr], listed
+    assert sh_status(host, f"rpm -V {PACKAGE}") == (0, "")
+    [image] = info["images"]
+    assert (image["version"], image["interrupted"], image["half_made"]) == (evr, None, False), image
+    names = set(datasets(host, PARENT))
+    wanted = {PARENT, f"{PARENT}/images", f"{PARENT}/images/{NAME}", f"{PARENT}/machines", f"{PARENT}/machines/{NAME}"}
+    wanted |= {f"{PARENT}/images/{NAME}@{s}" for s in image["snapshots"]}
+    assert names == wanted, names ^ wanted
+    [machine] = info["instances"]
+    runs = machine["version"].split("-", 1)[0]
+    assert machine["state"] == "active", machine
+    fetch(host, f"faulty {runs}", port=PORT)
+
+
+# What rpm's database lists right after a kill in each phase: the proof the kill landed there.
+LISTED = {
+    "install-pre-install": [[]], "install-unpack": [[]], "install-post-install": [["1.0"]],
+    "upgrade-pre-install": [["1.0"]], "upgrade-unpack": [["1.0"]], "upgrade-post-install": [["1.0", "1.1"]],
+    # rpm drops an erased header after its %postun
+    "upgrade-pre-uninstall": [["1.0", "1.1"]], "upgrade-post-uninstall": [["1.0", "1.1"]],
+    "remove-pre-uninstall": [["1.0"]], "remove-erase": [["1.0"]], "remove-post-uninstall": [["1.0"]],
+}
+
+
+def listed(host: TestHost) -> list[str]:
+    out = host.sh(f"rpm -q --qf '%{{VERSION}}\\n' {PACKAGE} 2>/dev/null || true")
+    return sorted(v for v in out.split() if v[0].isdigit())
+
+
+@pytest.mark.parametrize("point", POINTS, ids=lambda p: p.id)
+def test_a_killed_transaction_leaves_the_host_true_to_rpm(point: Point, host: TestHost, shop: Shop) -> None:
+    start = {"install": None, "upgrade": "1.0", "remove": "1.0"}[point.op]
+    target = {"install": "1.0", "upgrade": "1.1", "remove": None}[point.op]
+    command = {"install": f"install {PACKAGE}-{shop.evrs['1.0']}", "upgrade": "upgrade " + PACKAGE, "remove": "remove " + PACKAGE}[point.op]
+    start_from(host, shop, start)
+    seen = kill_during(host, command, point.phase)
+    assert seen.startswith("killed"), f"{point.id}: dnf ended before the kill point was seen ({seen})"
+    if point.phase not in ("unpack", "erase"):
+        assert f"freight-host-hook {point.phase} {NAME} " in seen, seen
+    if point.phase == "erase":
+        assert "post-uninstall" not in host.sh("cat /tmp/phases-seen"), "the kill came after the erase"
+    assert listed(host) in LISTED[point.id], f"{point.id}: rpm lists {listed(host)} after the kill ({seen})"
+    recover(host, command)
+    assert_true_to_rpm(host, shop, target)
