@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,3 +248,21 @@ def test_a_killed_transaction_leaves_the_host_true_to_rpm(point: Point, host: Te
     assert listed(host) in LISTED[point.id], f"{point.id}: rpm lists {listed(host)} after the kill ({seen})"
     recover(host, command)
     assert_true_to_rpm(host, shop, target)
+
+
+def test_a_power_cut_during_an_upgrade_leaves_the_host_true_to_rpm(host: TestHost, shop: Shop) -> None:
+    """The whole host killed while rpm unpacks the upgrade (zfs-fuse with it), booted again on the same
+    root; once its pool is imported, as a host's boot does, the same recovery as for a killed dnf."""
+    start_from(host, shop, "1.0")
+    host.sh(f"setsid nohup dnf -y --repo {REPO_ID} upgrade {PACKAGE} >/tmp/cut-dnf.log 2>&1 </dev/null &")
+    deadline = time.monotonic() + 120
+    while sh_status(host, condition("unpack"))[0] != 0:
+        assert time.monotonic() < deadline, host.sh("cat /tmp/cut-dnf.log")
+    host.power_cut()
+    # -f: the test host has no /etc/hostid, so the pool looks last used by another system
+    host.sh(f"zpool list {POOL} >/dev/null 2>&1 || zpool import -f -d /var/tmp {POOL}")
+    assert listed(host) == ["1.0"]  # the cut came before the new header
+    ran = recover(host, f"upgrade {PACKAGE}")
+    assert ran[-2:] == [f"dnf upgrade {PACKAGE}", "freight repair"], ran
+    host.sh(f"freight start {NAME}")  # its start at boot came before the pool was there
+    assert_true_to_rpm(host, shop, "1.1")

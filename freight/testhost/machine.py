@@ -379,6 +379,17 @@ class TestHost:
         if self._process is not None:
             self._process.wait()  # reap it: no zombie left behind
 
+    def power_cut(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Kill the host whole, as a power cut would (every process at once, zfs-fuse with its
+        unwritten transactions), then boot it again on the same root, which is kept."""
+        flog.step("Cutting the power of the test host %s", self.name)
+        kill(self.state)
+        if self._process is not None:
+            self._process.wait()
+        release(self.state)
+        self._start(self.binds, self.state.detached)
+        self._wait_ready(timeout)
+
     def __enter__(self) -> TestHost:
         return self
 
@@ -408,13 +419,18 @@ def stop(state: State, timeout: float = POWEROFF_TIMEOUT) -> None:
             time.sleep(0.1)
     if _alive(state.nspawn_pid, state.nspawn_start) or _alive(state.init_pid, state.init_start):
         log.warning("the test host %s did not power off within %.0f s: killing it", state.name, timeout)
-        cgroups.kill([Path(c) for c in state.cgroups])
-        for pid, start in ((state.init_pid, state.init_start), (state.nspawn_pid, state.nspawn_start)):
-            if pid is not None and _alive(pid, start):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while (_alive(state.nspawn_pid, state.nspawn_start) or _alive(state.init_pid, state.init_start)) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        kill(state)
+
+
+def kill(state: State) -> None:
+    """SIGKILL every process of the host, its systemd and nspawn; wait until they are gone."""
+    cgroups.kill([Path(c) for c in state.cgroups])
+    for pid, start in ((state.init_pid, state.init_start), (state.nspawn_pid, state.nspawn_start)):
+        if pid is not None and _alive(pid, start):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (_alive(state.nspawn_pid, state.nspawn_start) or _alive(state.init_pid, state.init_start)) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def remove(state: State, state_path: Path, timeout: float = POWEROFF_TIMEOUT) -> None:
@@ -437,6 +453,16 @@ def cleanup(state: State) -> None:
     if mounted:
         # Never delete through a mount: a bind would take the bound folder's files with it.
         raise TestHostError(f"{root} still has mounts ({', '.join(map(str, mounted))}); not removing it")
+    release(state)
+    shutil.rmtree(workdir, ignore_errors=True)
+    if workdir.exists():
+        log.warning("could not remove all of %s", workdir)
+
+
+def release(state: State) -> None:
+    """What a stopped host holds outside its folder: nspawn's lock on its root and runtime
+    files, and its cgroups (emptied by the stop), so it can boot again or be removed."""
+    root = Path(state.workdir) / "root"
     if root.exists():
         st = root.stat()
         (NSPAWN_LOCKS / f"inode-{st.st_dev}:{st.st_ino}").unlink(missing_ok=True)
@@ -446,9 +472,6 @@ def cleanup(state: State) -> None:
     busy = cgroups.remove([Path(c) for c in state.cgroups])
     if busy:
         log.warning("cgroups of the test host %s are still busy: %s", state.name, ", ".join(map(str, busy)))
-    shutil.rmtree(workdir, ignore_errors=True)
-    if workdir.exists():
-        log.warning("could not remove all of %s", workdir)
 
 
 def _mount_points() -> list[Path]:
