@@ -182,4 +182,6 @@ def test_what_each_dead_transaction_needs(current: str | None, listed: list[str]
     image = ImageRecord(name="webapp", storage="zfs", current=current, txn="install 1.1-1")
     finding = diagnose(image, listed)
     assert finding is not None and finding.action == action
-    assert diagnose(ImageRecord(name="webapp", storage="zfs", current=current), listed) is None  # no mark, nothing died
+    unmarked = diagnose(ImageRecord(name="webapp", storage="zfs", current=current), listed)
+    # no mark: nothing died, but for two versions listed (an old %postun that ended without its header dropped)
+    assert unmarked is None if action != "duplicates" else unmarked.action == "duplicates"

@@ -75,15 +75,19 @@ class Finding:
 
 
 def diagnose(image: ImageRecord, listed: list[str]) -> Finding | None:
-    """What to do about IMAGE, given the versions rpm lists; None when no transaction died on it."""
-    if image.txn is None:
-        return None
+    """What to do about IMAGE, given the versions rpm lists; None when no transaction died on it.
+
+    Two versions listed are always a transaction that died, even with the mark cleared: an
+    upgrade killed while the old version's %postun ran lets that phase end (it snapshots the
+    new version and clears the mark) but never drops the old header."""
 
     def found(action: str, to: str | None = None) -> Finding:
-        return Finding(image.name, image.txn or "", tuple(listed), action, to)
+        return Finding(image.name, image.txn or "upgrade", tuple(listed), action, to)
 
     if len(listed) > 1:
         return found("duplicates")
+    if image.txn is None:
+        return None
     if not listed:
         return found("remove" if image.current is None else "finish-erase")
     if image.current is None:
@@ -97,7 +101,7 @@ def findings(host: Host) -> list[Finding]:
     """Every image a dead transaction left out of step (a look: nothing changes)."""
     out = []
     for image in host.registry.all(ImageRecord):
-        finding = diagnose(image, rpmdb.versions(f"container-{image.name}")) if image.txn else None
+        finding = diagnose(image, rpmdb.versions(f"container-{image.name}"))
         if finding is not None:
             out.append(finding)
     return out

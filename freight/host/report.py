@@ -18,7 +18,7 @@ def image_info(host: Host, image: ImageRecord, installing: bool = False) -> dict
     """One image; an image no install finished is half-made, unless INSTALLING (an rpm transaction
     runs); one a dead transaction left out of step says what repairs it."""
     unfinished = image.current is None
-    finding = repair.diagnose(image, rpmdb.versions(f"container-{image.name}")) if image.txn and not installing else None
+    finding = None if installing else repair.diagnose(image, rpmdb.versions(f"container-{image.name}"))
     return {
         "name": image.name,
         "package": f"container-{image.name}",
