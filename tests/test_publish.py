@@ -214,6 +214,7 @@ def test_signed_publish(small_repo: Path, signer: Signer) -> None:
     assert stats["signed"] and stats["read"] == 2
     check_repository(small_repo, pubkey=signer.pubkey)
     assert (small_repo / "RPM-GPG-KEY-freight").read_text() == signer.pubkey.read_text()
+    assert (small_repo / "repodata/repomd.xml.key").read_text() == signer.pubkey.read_text()  # where zypper looks
     assert "PRIVATE KEY" not in "".join(p.read_text(errors="replace") for p in small_repo.rglob("*") if p.is_file() and p.suffix != ".rpm")
 
 
@@ -223,7 +224,7 @@ def test_signed_publish_refuses_unsigned_packages_and_changes_nothing(small_repo
     assert result.returncode == 1
     assert "2 package(s) are not signed" in result.stderr and "demo-www-1.0-1.noarch.rpm" in result.stderr
     assert sorted((p.name, p.read_bytes()) for p in (small_repo / "repodata").iterdir()) == before
-    assert not (small_repo / "RPM-GPG-KEY-freight").exists()
+    assert not (small_repo / "RPM-GPG-KEY-freight").exists() and not (small_repo / "repodata/repomd.xml.key").exists()
     assert not list(small_repo.glob(".repodata.*"))
     allowed = freight("publish", small_repo, "--sign-key", signer.fingerprint, "--allow-unsigned", env=signer.env)
     assert allowed.returncode == 0, allowed.stderr

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
             "Write repodata/ for the RPMs in DIR with createrepo_c. Unchanged packages are not read "
             "again; the new metadata replaces the old in one step; concurrent publishes of DIR wait "
             "for each other. With a signing key, repomd.xml.asc is written and the public key is "
-            f"placed in DIR as {KEY_FILE}."
+            f"placed in DIR as {KEY_FILE} and, for zypper, as repodata/repomd.xml.key."
         ),
     )
     p.add_argument("folder", type=Path, metavar="DIR")

@@ -20,7 +20,9 @@ What a repository reader may rely on, and how this module keeps it:
   `.freight/publish-state.json` holds those identities.
 * With a signing key, `repomd.xml.asc` is an armored detached signature and
   the public key is in the folder as `RPM-GPG-KEY-freight`, for the hosts'
-  `gpgkey=`; unsigned packages are refused, since such hosts would refuse them.
+  `gpgkey=`, and as `repodata/repomd.xml.key`, where zypper looks for it (it
+  changes with the signature it verifies, in the same exchange); unsigned
+  packages are refused, since such hosts would refuse them.
 
 `FREIGHT_PUBLISH_HOOK=POINT:kill` or `POINT:sleep=SECONDS` stops or pauses a
 publish at POINT (locked, read, writing, written), for the tests that prove
@@ -53,7 +55,7 @@ from freight.common.errors import FreightError, UsageError
 from freight.common.files import fsync_dir, write_atomic
 from freight.model.paths import SBOM_FILES, meta_dir
 from freight.publish import updateinfo
-from freight.publish.files import KEY_FILE
+from freight.publish.files import KEY_FILE, REPOMD_KEY, REPOMD_SIGNATURE
 from freight.trust import keys, rpmfile, verify
 
 log = logging.getLogger("freight.publish.repository")
@@ -171,8 +173,10 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         _write_metadata(new, entries, revision, extras)
         _carry_previous_generation(folder, old_repomd, new)
         if options.sign_key is not None:
-            keys.detach_sign(new / "repomd.xml", options.sign_key, new / "repomd.xml.asc")
-            write_atomic(folder / KEY_FILE, keys.export(options.sign_key.fingerprint))
+            keys.detach_sign(new / "repomd.xml", options.sign_key, new / REPOMD_SIGNATURE)
+            public = keys.export(options.sign_key.fingerprint)
+            (new / REPOMD_KEY).write_text(public)
+            write_atomic(folder / KEY_FILE, public)
         _fsync_tree(new)
         _hook("written")
         _swap(new, repodata)
