@@ -240,3 +240,22 @@ def test_lock_history_keeps_dates_in_order_and_names_the_changes(tmp_path: Path)
     path = tmp_path / "manifest.lock"
     lock.write(path, updated)
     assert lock.read(path) == updated
+
+
+def test_a_payload_digest_from_a_child_process_equals_the_one_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from freight.common.run import CommandError
+    from freight.trust import digest
+
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(3 << 20))
+    monkeypatch.setattr(digest, "CHILD_FROM", 1 << 20)  # the child path for this file, in place for a tiny one
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        hasher = digest.OnAnotherCore()
+        assert hasher(fd, 1000, "sha256") == digest.in_place(fd, 1000, "sha256") and hasher.started.is_set()
+        with pytest.raises(CommandError):
+            digest.OnAnotherCore()(fd, 0, "no-such-hash")
+        small = digest.OnAnotherCore()
+        assert small(fd, (3 << 20) - 10, "sha512") == digest.in_place(fd, (3 << 20) - 10, "sha512")
+    finally:
+        os.close(fd)

@@ -56,7 +56,7 @@ from freight.common.files import fsync_dir, write_atomic
 from freight.model.paths import SBOM_FILES, meta_dir
 from freight.publish import updateinfo
 from freight.publish.files import KEY_FILE, REPOMD_KEY, REPOMD_SIGNATURE
-from freight.trust import keys, rpmfile, verify
+from freight.trust import digest, keys, rpmfile, verify
 
 log = logging.getLogger("freight.publish.repository")
 
@@ -247,30 +247,47 @@ def _scan(folder: Path) -> list[str]:
 
 
 def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Entry]:
-    """New or changed files: check each is whole (digests, embedded manifest), then read its metadata.
+    """New or changed files: check each is whole (digests, embedded manifest), and read its metadata.
 
-    The check hashes every payload, so files are checked in threads (hashing
-    runs outside the GIL). Not processes: a worker would inherit the publish
-    lock and could outlive a killed publisher, keeping the lock taken.
+    Both read the whole file. createrepo_c reads in this thread and holds the
+    GIL while it does, so the checks run beside it in threads whose payload
+    hashing happens in child processes on the other cores (freight.trust.digest):
+    the two reads of a file overlap instead of adding up. A check's verdict is
+    awaited before its package counts, and a package that is not whole is
+    refused with the check's reason, not createrepo_c's. Not worker processes
+    for the checks themselves: a forked worker would inherit the publish lock
+    and could outlive a killed publisher, keeping the lock taken (the hashing
+    children get no descriptor but stdio).
     """
     import createrepo_c as cr
 
     paths = [folder / href for href, _ in to_read]
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        verdicts = list(pool.map(lambda path: verify.verify_one(path, None), paths))
     entries = []
-    with progress.bar("Reading packages", len(paths)) as bar:
-        for (href, file_id), path, whole in zip(to_read, paths, verdicts):
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool, progress.bar("Reading packages", len(paths)) as bar:
+        hashers = [digest.OnAnotherCore() for _ in paths]
+        checks = [pool.submit(_check_whole, path, hasher) for path, hasher in zip(paths, hashers)]
+        for (href, file_id), path, check, hasher in zip(to_read, paths, checks, hashers):
+            hasher.started.wait()  # its hashing child runs before createrepo_c takes the GIL
+            try:
+                pkg, failure = cr.package_from_rpm(str(path), checksum_type=cr.SHA256, location_href=href, changelog_limit=10), None
+            except Exception as exc:  # createrepo_c raises its own error type
+                pkg, failure = None, exc
+            whole = check.result()
             if not whole.ok:
                 raise FreightError(f"{path}: {whole.reason}; remove or replace it, then publish again")
-            try:
-                pkg = cr.package_from_rpm(str(path), checksum_type=cr.SHA256, location_href=href, changelog_limit=10)
-            except Exception as exc:  # createrepo_c raises its own error type
-                raise FreightError(f"{path}: cannot read the package: {exc}") from None
+            if failure is not None:
+                raise FreightError(f"{path}: cannot read the package: {failure}")
             log.debug("  read %s", href)
             entries.append(_Entry(href, pkg, file_id, whole.signer, whole.fixes))
             bar.advance()
     return entries
+
+
+def _check_whole(path: Path, hasher: digest.OnAnotherCore) -> verify.Verdict:
+    try:
+        return verify.verify_one(path, None, hasher)
+    finally:
+        hasher.started.set()  # a check that ended before hashing started no child
 
 
 def _reusable(recorded: dict[str, Any] | None, file_id: FileId, previous: dict[str, Any]) -> Any:
