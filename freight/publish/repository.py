@@ -31,7 +31,6 @@ the guarantees above.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import functools
@@ -43,20 +42,21 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.common import log as flog
 from freight.common import progress
 from freight.common.errors import FreightError, UsageError
 from freight.common.files import fsync_dir, write_atomic
 from freight.model.paths import SBOM_FILES, meta_dir
-from freight.publish import updateinfo
+from freight.publish import unchanged
 from freight.publish.files import KEY_FILE, REPOMD_KEY, REPOMD_SIGNATURE
-from freight.trust import digest, keys, rpmfile, verify
+
+if TYPE_CHECKING:
+    from freight.trust import digest, keys, verify
 
 log = logging.getLogger("freight.publish.repository")
 
@@ -131,6 +131,8 @@ def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats
     if options.keep is not None and options.keep < 1:
         raise UsageError(f"--keep {options.keep}: keep at least 1 version")
     if options.sign_key is not None:
+        from freight.trust import keys
+
         keys.refuse_inside(folder, "repository")
     folder = folder.resolve()
     try:
@@ -145,14 +147,20 @@ def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats
 
 
 def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
+    state_doc = _load_state_doc(folder)
+    scanned = {href: FileId.of(folder / href) for href in _scan(folder)}
+    now = _fingerprint(folder, options, scanned)
+    if state_doc.get("fingerprint") == now and "revision" in state_doc:
+        log.debug("  nothing changed since the last publish (revision %s)", state_doc["revision"])
+        return PublishStats(folder=str(folder), revision=state_doc["revision"], packages=len(now["files"]),
+                            reused=len(now["files"]), signed=options.sign_key is not None)
     repodata = folder / "repodata"
     old_repomd = _read_repomd(repodata)
     previous = _load_previous(folder, old_repomd)
-    state = _load_state(folder)
+    state = _files_of(state_doc)
     entries: list[_Entry] = []
     to_read: list[tuple[str, FileId]] = []
-    for href in _scan(folder):
-        file_id = FileId.of(folder / href)
+    for href, file_id in scanned.items():
         old = _reusable(state.get(href), file_id, previous)
         if old is not None:
             entries.append(_Entry(href, old, file_id, state[href].get("signer"), state[href].get("fixes", [])))
@@ -173,6 +181,8 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         _write_metadata(new, entries, revision, extras)
         _carry_previous_generation(folder, old_repomd, new)
         if options.sign_key is not None:
+            from freight.trust import keys
+
             keys.detach_sign(new / "repomd.xml", options.sign_key, new / REPOMD_SIGNATURE)
             public = keys.export(options.sign_key.fingerprint)
             (new / REPOMD_KEY).write_text(public)
@@ -183,7 +193,6 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
-    _save_state(folder, entries)
     for href in pruned:
         (folder / href).unlink(missing_ok=True)
         for beside in _sbom_files(folder / href).values():
@@ -191,6 +200,8 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         log.info("  pruned %s", href)
     if options.sbom:
         _place_sboms(folder, [e.href for e in entries])
+    # The files as this publish saw them: one added or changed meanwhile makes the next publish a real one.
+    _save_state(folder, entries, revision, _fingerprint(folder, options, {e.href: e.file_id for e in entries}))
     return PublishStats(
         folder=str(folder),
         revision=revision,
@@ -213,6 +224,8 @@ def _sbom_files(rpm: Path) -> dict[str, Path]:
 def _place_sboms(folder: Path, hrefs: list[str]) -> None:
     """Each container package's SBOMs, as it carries them, beside it (for scanners that read a
     repository); only for packages newer than their SBOM files, so a republish reads no more."""
+    from freight.trust import rpmfile
+
     placed = 0
     for href in hrefs:
         rpm = folder / href
@@ -259,7 +272,11 @@ def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Ent
     and could outlive a killed publisher, keeping the lock taken (the hashing
     children get no descriptor but stdio).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import createrepo_c as cr
+
+    from freight.trust import digest
 
     paths = [folder / href for href, _ in to_read]
     entries = []
@@ -284,6 +301,8 @@ def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Ent
 
 
 def _check_whole(path: Path, hasher: digest.OnAnotherCore) -> verify.Verdict:
+    from freight.trust import verify
+
     try:
         return verify.verify_one(path, None, hasher)
     finally:
@@ -334,20 +353,40 @@ def _load_previous(folder: Path, repomd: Any) -> dict[str, Any]:
     return packages
 
 
-def _load_state(folder: Path) -> dict[str, dict[str, Any]]:
+def _load_state_doc(folder: Path) -> dict[str, Any]:
     try:
         doc = json.loads((folder / STATE_DIR / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _files_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    try:
         return {href: entry for href, entry in doc["files"].items() if isinstance(entry, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return {}
 
 
-def _save_state(folder: Path, entries: list[_Entry]) -> None:
+def _save_state(folder: Path, entries: list[_Entry], revision: str, fingerprint: dict[str, Any]) -> None:
     files = {
         e.href: {"href": e.href, "file": asdict(e.file_id), "pkgid": e.pkg.pkgId, "signer": e.signer, "fixes": e.fixes}
         for e in entries
     }
-    write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps({"format": 1, "files": files}, indent=1, sort_keys=True))
+    doc = {"format": 1, "files": files, "revision": revision, "fingerprint": fingerprint}
+    write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps(doc, indent=1, sort_keys=True))
+
+
+def _fingerprint(folder: Path, options: PublishOptions, ids: dict[str, FileId]) -> dict[str, Any]:
+    """What a publish depends on (freight.publish.unchanged): the package files IDS, the metadata, OPTIONS."""
+    files = {href: asdict(file_id) for href, file_id in sorted(ids.items())}
+    used = {
+        "sign_key": options.sign_key.fingerprint if options.sign_key is not None else None,
+        "keep": options.keep,
+        "allow_unsigned": options.allow_unsigned,
+        "sbom": options.sbom,
+    }
+    return unchanged.fingerprint(folder, files, used)
 
 
 def _refuse_unsigned(folder: Path, entries: list[_Entry]) -> None:
@@ -380,6 +419,8 @@ def _prune(entries: list[_Entry], keep: int | None) -> tuple[list[_Entry], list[
 
 
 def _container_of(pkg: Any) -> str | None:
+    from freight.trust import rpmfile
+
     for name, *_ in pkg.provides:
         if name.startswith(rpmfile.CONTAINER_PROVIDE) and name.endswith(")"):
             return name[len(rpmfile.CONTAINER_PROVIDE) : -1]
@@ -451,6 +492,8 @@ def _link_extra_metadata(folder: Path, repomd: Any, new: Path) -> list[tuple[str
 
 def _with_container_advisories(new: Path, extras: list[tuple[str, Path]], entries: list[_Entry]) -> list[tuple[str, Path]]:
     """EXTRAS with an updateinfo that holds an advisory for each container whose rebuild fixed something."""
+    from freight.publish import updateinfo
+
     advisories = [updateinfo.container_advisory(e.pkg, e.fixes) for e in entries if e.fixes]
     previous = next((path for kind, path in extras if kind == "updateinfo"), None)
     if not advisories and previous is None:
@@ -509,6 +552,8 @@ def _swap(new: Path, repodata: Path) -> None:
 
 
 def _exchange(a: Path, b: Path) -> None:
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
     if renameat2 is None:
