@@ -302,6 +302,9 @@ def test_a_publish_with_nothing_changed_writes_nothing(small_repo: Path, signer:
     (small_repo / "repodata/repomd.xml.asc").unlink()  # repodata/ changed by hand
     assert publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)["revision"] > resigned["revision"]
     check_repository(small_repo, pubkey=signer.pubkey)
+    (small_repo / ".repodata.new-x").mkdir()  # what a killed publish leaves: cleared by a real publish
+    cleared = publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)
+    assert not (small_repo / ".repodata.new-x").exists() and cleared["read"] == 0
     rpm = next(small_repo.glob("demo-www-*.rpm"))
     os.utime(rpm)  # a package touched: read again
     assert publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)["read"] == 1

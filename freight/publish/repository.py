@@ -52,7 +52,8 @@ from freight.common import progress
 from freight.common.errors import FreightError, UsageError
 from freight.common.files import fsync_dir, write_atomic
 from freight.model.paths import SBOM_FILES, meta_dir
-from freight.publish import unchanged
+from freight.publish import state as saved
+from freight.publish.state import STATE_DIR, FileId
 from freight.publish.files import KEY_FILE, REPOMD_KEY, REPOMD_SIGNATURE
 
 if TYPE_CHECKING:
@@ -60,13 +61,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("freight.publish.repository")
 
-STATE_DIR = ".freight"
 LOCK_FILE = "publish.lock"
-STATE_FILE = "publish-state.json"
 
 HOOK_ENV = "FREIGHT_PUBLISH_HOOK"
-_NEW_PREFIX = ".repodata.new-"
-_OLD_PREFIX = ".repodata.old-"
+_NEW_PREFIX = f"{saved.LEFTOVER_PREFIX}new-"
+_OLD_PREFIX = f"{saved.LEFTOVER_PREFIX}old-"
 _METADATA = ("primary", "filelists", "other")
 # What publish writes anew; every other record of the previous repomd.xml
 # (updateinfo, comps, modules …) is carried over unchanged.
@@ -79,6 +78,10 @@ class PublishOptions:
     keep: int | None = None  # newest versions of each container to keep
     allow_unsigned: bool = False
     sbom: bool = False  # place each container's SBOMs beside its package
+
+    def used(self) -> dict[str, Any]:
+        """The options as a publish's fingerprint records them (freight.publish.state)."""
+        return saved.options(self.sign_key.fingerprint if self.sign_key is not None else None, self.keep, self.allow_unsigned, self.sbom)
 
 
 @dataclass
@@ -96,21 +99,6 @@ class PublishStats:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-@dataclass(frozen=True)
-class FileId:
-    """A package file's identity: any rewrite, rename-over or touch changes it."""
-
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-
-    @classmethod
-    def of(cls, path: Path) -> FileId:
-        st = path.stat()
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 @dataclass
@@ -147,17 +135,15 @@ def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats
 
 
 def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
-    state_doc = _load_state_doc(folder)
-    scanned = {href: FileId.of(folder / href) for href in _scan(folder)}
-    now = _fingerprint(folder, options, scanned)
-    if state_doc.get("fingerprint") == now and "revision" in state_doc:
+    state_doc = saved.load(folder)
+    scanned = saved.scan(folder)
+    if saved.unchanged(folder, state_doc, scanned, options.used()):
         log.debug("  nothing changed since the last publish (revision %s)", state_doc["revision"])
-        return PublishStats(folder=str(folder), revision=state_doc["revision"], packages=len(now["files"]),
-                            reused=len(now["files"]), signed=options.sign_key is not None)
+        return PublishStats(**saved.no_op_stats(folder, state_doc, scanned, options.sign_key is not None))
     repodata = folder / "repodata"
     old_repomd = _read_repomd(repodata)
     previous = _load_previous(folder, old_repomd)
-    state = _files_of(state_doc)
+    state = saved.files_of(state_doc)
     entries: list[_Entry] = []
     to_read: list[tuple[str, FileId]] = []
     for href, file_id in scanned.items():
@@ -201,7 +187,7 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
     if options.sbom:
         _place_sboms(folder, [e.href for e in entries])
     # The files as this publish saw them: one added or changed meanwhile makes the next publish a real one.
-    _save_state(folder, entries, revision, _fingerprint(folder, options, {e.href: e.file_id for e in entries}))
+    _save_state(folder, entries, revision, saved.fingerprint(folder, {e.href: e.file_id for e in entries}, options.used()))
     return PublishStats(
         folder=str(folder),
         revision=revision,
@@ -246,17 +232,6 @@ def _place_sboms(folder: Path, hrefs: list[str]) -> None:
 
 
 # --- reading packages --------------------------------------------------------
-
-
-def _scan(folder: Path) -> list[str]:
-    """Every *.rpm under FOLDER, relative, sorted; hidden folders and repodata/ are not the repository's."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (dirpath == str(folder) and d == "repodata"))
-        for name in filenames:
-            if name.endswith(".rpm") and not name.startswith("."):
-                found.append(os.path.relpath(os.path.join(dirpath, name), folder))
-    return sorted(found)
 
 
 def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Entry]:
@@ -353,40 +328,12 @@ def _load_previous(folder: Path, repomd: Any) -> dict[str, Any]:
     return packages
 
 
-def _load_state_doc(folder: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads((folder / STATE_DIR / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _files_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    try:
-        return {href: entry for href, entry in doc["files"].items() if isinstance(entry, dict)}
-    except (KeyError, TypeError, AttributeError):
-        return {}
-
-
 def _save_state(folder: Path, entries: list[_Entry], revision: str, fingerprint: dict[str, Any]) -> None:
     files = {
-        e.href: {"href": e.href, "file": asdict(e.file_id), "pkgid": e.pkg.pkgId, "signer": e.signer, "fixes": e.fixes}
+        e.href: {"href": e.href, "file": e.file_id._asdict(), "pkgid": e.pkg.pkgId, "signer": e.signer, "fixes": e.fixes}
         for e in entries
     }
-    doc = {"format": 1, "files": files, "revision": revision, "fingerprint": fingerprint}
-    write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps(doc, indent=1, sort_keys=True))
-
-
-def _fingerprint(folder: Path, options: PublishOptions, ids: dict[str, FileId]) -> dict[str, Any]:
-    """What a publish depends on (freight.publish.unchanged): the package files IDS, the metadata, OPTIONS."""
-    files = {href: asdict(file_id) for href, file_id in sorted(ids.items())}
-    used = {
-        "sign_key": options.sign_key.fingerprint if options.sign_key is not None else None,
-        "keep": options.keep,
-        "allow_unsigned": options.allow_unsigned,
-        "sbom": options.sbom,
-    }
-    return unchanged.fingerprint(folder, files, used)
+    saved.save(folder, files, revision, fingerprint)
 
 
 def _refuse_unsigned(folder: Path, entries: list[_Entry]) -> None:
