@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import repogen, workdir
+from bench import repogen, startup, workdir  # noqa: F401 (startup registers the start-up figures)
 from bench.figures import FIGURES
 from bench.report import table, tool_versions, write_json
 from bench.sizes import SIZES

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     import argparse
 
 
-def parser(argv: list[str]) -> argparse.ArgumentParser:
-    """The parser for ARGV: the named command's module in full, the others by summary only."""
+def parser(argv: list[str], *, every: bool = False) -> argparse.ArgumentParser:
+    """The parser for ARGV: the named command's module in full, the others by summary only
+    (EVERY: all of them in full, for the man pages and completion made when freight is packaged)."""
     import argparse
     import importlib
 
@@ -38,7 +39,10 @@ def parser(argv: list[str]) -> argparse.ArgumentParser:
     noise.add_argument("-v", "--verbose", action="store_const", dest="verbosity", const=flog.VERBOSE, help="print every command and package")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CommandParser)
     wanted = _command_in(argv)
-    if wanted in COMMANDS:
+    if every:
+        for module in dict.fromkeys(command.module for command in COMMANDS.values()):
+            importlib.import_module(f"freight.commands.{module}").add_parser(sub, common)
+    elif wanted in COMMANDS:
         importlib.import_module(f"freight.commands.{COMMANDS[wanted].module}").add_parser(sub, common)
     else:
         for name, command in COMMANDS.items():

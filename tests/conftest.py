@@ -339,5 +339,37 @@ def dnf(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProc
                           capture_output=True, text=True)
 
 
+def signed_repository(folder: Path, signer: Signer, container: Path, *publish_args: str) -> str:
+    """Publish CONTAINER (as it is) and the freight-host stand-in into FOLDER; return the host's .repo file."""
+    folder.mkdir(parents=True)
+    shutil.copy2(container, folder / container.name)
+    stub = rpm_from_spec("freight-host-stub.spec", folder)
+    assert freight("sign", "--key", signer.fingerprint, stub, env=signer.env).returncode == 0
+    result = freight("publish", folder, "--sign-key", signer.fingerprint, *publish_args, env=signer.env)
+    assert result.returncode == 0, result.stderr
+    repo_file = freight("repo-file", "--name", "freight-test", "--baseurl", folder.as_uri())
+    assert repo_file.returncode == 0, repo_file.stderr
+    assert "gpgcheck=1\nrepo_gpgcheck=1\n" in repo_file.stdout
+    return repo_file.stdout
+
+
+def zypper(root: Path, repo_file_text: str, *args: str) -> subprocess.CompletedProcess:
+    """The real zypper command line, non-interactive, with one .repo file, on the scratch ROOT.
+
+    As with dnf, a private HOME's .rpmmacros puts the root's rpm database
+    (where zypper keeps the keys it trusts) where a host's would be. zypper
+    reads only ROOT's configuration (`--root`), so nothing of this machine's
+    leaks in; file:// repositories mean no traffic at all.
+    """
+    work = root.parent / f"{root.name}.zypper"
+    (work / "home").mkdir(parents=True, exist_ok=True)
+    (work / "home" / ".rpmmacros").write_text("%_dbpath /usr/lib/sysimage/rpm\n")
+    (root / "etc/zypp/repos.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/zypp/repos.d/test.repo").write_text(repo_file_text)
+    return subprocess.run(["zypper", "--root", str(root), "--non-interactive", *args],
+                          env={**os.environ, "HOME": str(work / "home"), "RPM_FORCE_DEBIAN": "1"},
+                          capture_output=True, text=True)
+
+
 # The host side's fixtures (a zfs-fuse pool, hosts in temporary folders).
 pytest_plugins = ["hostfixtures", "rpmhost", "e2ehost"]

@@ -65,8 +65,10 @@ def test_derivative_carries_only_its_files(derivative: Path) -> None:
     assert not [p for p in provides if p.startswith("bundled(")]
     modes = {line.split()[0]: line.split()[4] for line in q("--dump", rpm)}
     assert modes[f"{OVERLAY}/etc/app.conf"] == "0100600"
-    # no lock: a derivative of files only resolves no packages
+    # no lock: a derivative of files only resolves no packages, and its changelog is its own version's
     assert not derivative.with_suffix(".lock").exists()
+    assert q("--changelog", rpm)[:2] == ["* " + q("--qf", "%{CHANGELOGTIME:day}", rpm)[0] + " freight - 1.0-1",
+                                         "- configuration over webapp (container-webapp >= 1.0): 2 files"]
     # small: its files plus the RPM's own overhead (the goal: under 30 KiB of overhead)
     payload = sum(p.stat().st_size for p in (derivative.parent / "site").iterdir())
     assert rpm.stat().st_size < payload + 30 * 1024
@@ -167,6 +169,7 @@ def payload_file(rpm: Path, path: str) -> str:
 def test_layer_carries_only_what_its_packages_add_or_change(built_layer: tuple[Path, Path], built_webapp: Path) -> None:
     manifest, rpm = built_layer
     assert rpm.name == "container-webapp-extra-1.0-1.x86_64.rpm"  # binaries may come in: the base's arch
+    assert q("--changelog", rpm)[1] == "- first lock: 2 packages"  # demo-extra and the base it pins
     shipped, base = dump(rpm, LAYER_OVERLAY), dump(built_webapp, IMAGE)
     assert set(q("-l", rpm)) == {LAYER_OVERLAY, *(f"{LAYER_OVERLAY}/{p}" for p in shipped)} | {
         "/usr/share/freight/containers/webapp-extra",

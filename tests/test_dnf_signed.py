@@ -12,23 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Signer, dnf, freight, rpm_from_spec
+from conftest import Signer, dnf, freight, signed_repository
 
 pytestmark = pytest.mark.slow
-
-
-def signed_repository(folder: Path, signer: Signer, container: Path, *publish_args: str) -> str:
-    """Publish CONTAINER (as it is) and the freight-host stand-in into FOLDER; return the host's .repo file."""
-    folder.mkdir(parents=True)
-    shutil.copy2(container, folder / container.name)
-    stub = rpm_from_spec("freight-host-stub.spec", folder)
-    assert freight("sign", "--key", signer.fingerprint, stub, env=signer.env).returncode == 0
-    result = freight("publish", folder, "--sign-key", signer.fingerprint, *publish_args, env=signer.env)
-    assert result.returncode == 0, result.stderr
-    repo_file = freight("repo-file", "--name", "freight-test", "--baseurl", folder.as_uri())
-    assert repo_file.returncode == 0, repo_file.stderr
-    assert "gpgcheck=1\nrepo_gpgcheck=1\n" in repo_file.stdout
-    return repo_file.stdout
 
 
 def test_dnf_installs_the_signed_container(signed_webapp: Path, signer: Signer, tmp_path: Path) -> None:

@@ -41,6 +41,8 @@ CASES = [
     ("name-path", _replace("name:", "name: ../etc"), "manifest.yaml:1: name: expected a container name"),
     ("version-dash", _replace("version:", "version: 1.0-2"), "manifest.yaml:2: version: expected an RPM version"),
     ("version-macro", _replace("version:", 'version: "%{lua:os.exit()}"'), "manifest.yaml:2: version: expected an RPM version"),
+    ("packager-macro", GOOD + "packager: '%{name} <x@example.com>'\n", "packager: expected who builds the container"),
+    ("vendor-lines", GOOD + 'vendor: "a\\nb"\n', "vendor: expected the organisation that distributes the container"),
     ("release-space", GOOD + 'release: "1 2"\n', "release: expected an RPM release"),
     ("summary-macro", _replace("summary:", "summary: '%(id)'"), "manifest.yaml:3: summary: expected a one-line summary without '%'"),
     ("misspelt-key", GOOD.replace("packages:", "pakages:"), "manifest.yaml:8: pakages: unknown key 'pakages' (did you mean 'packages'?)"),

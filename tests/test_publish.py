@@ -173,7 +173,7 @@ def test_concurrent_publishes_both_land(small_repo: Path, bulk_rpms: Path, tmp_p
     out1, err1 = first.communicate(timeout=60)
     assert first.returncode == 0 and second.returncode == 0, err1 + err2
     assert "Waiting for the publish of" in err2  # the second really waited for the first
-    assert json.loads(out2)["revision"] > json.loads(out1)["revision"]
+    assert json.loads(out2)["revision"] > json.loads(out1)["revision"], out1 + out2
     listed = set(check_repository(small_repo))
     assert {"bulk-001-1.0-1.noarch.rpm", "bulk-002-1.0-1.noarch.rpm"} <= listed
     assert repoquery(small_repo, tmp_path) == ["bulk-001-1.0", "bulk-002-1.0", "demo-base-1.0", "demo-www-1.0"]
@@ -214,6 +214,7 @@ def test_signed_publish(small_repo: Path, signer: Signer) -> None:
     assert stats["signed"] and stats["read"] == 2
     check_repository(small_repo, pubkey=signer.pubkey)
     assert (small_repo / "RPM-GPG-KEY-freight").read_text() == signer.pubkey.read_text()
+    assert (small_repo / "repodata/repomd.xml.key").read_text() == signer.pubkey.read_text()  # where zypper looks
     assert "PRIVATE KEY" not in "".join(p.read_text(errors="replace") for p in small_repo.rglob("*") if p.is_file() and p.suffix != ".rpm")
 
 
@@ -223,7 +224,7 @@ def test_signed_publish_refuses_unsigned_packages_and_changes_nothing(small_repo
     assert result.returncode == 1
     assert "2 package(s) are not signed" in result.stderr and "demo-www-1.0-1.noarch.rpm" in result.stderr
     assert sorted((p.name, p.read_bytes()) for p in (small_repo / "repodata").iterdir()) == before
-    assert not (small_repo / "RPM-GPG-KEY-freight").exists()
+    assert not (small_repo / "RPM-GPG-KEY-freight").exists() and not (small_repo / "repodata/repomd.xml.key").exists()
     assert not list(small_repo.glob(".repodata.*"))
     allowed = freight("publish", small_repo, "--sign-key", signer.fingerprint, "--allow-unsigned", env=signer.env)
     assert allowed.returncode == 0, allowed.stderr
@@ -281,3 +282,29 @@ def test_a_damaged_package_is_refused_before_it_is_published(small_repo: Path, b
     assert result.returncode == 1
     assert f"{small_repo / 'bulk-001-1.0-1.noarch.rpm'}: truncated" in result.stderr
     assert (small_repo / "repodata/repomd.xml").read_bytes() == before
+
+
+def test_a_publish_with_nothing_changed_writes_nothing(small_repo: Path, signer: Signer) -> None:
+    for rpm in small_repo.glob("*.rpm"):
+        assert freight("sign", "--key", signer.fingerprint, rpm, env=signer.env).returncode == 0
+    first = publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (small_repo / "repodata").iterdir()}
+    again = publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)
+    assert (again["revision"], again["read"], again["reused"]) == (first["revision"], 0, 2)
+    assert again["seconds"] < 0.1
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (small_repo / "repodata").iterdir()} == before
+
+    # each of these makes the next publish a real one
+    unsigned = publish(small_repo, "--allow-unsigned")  # other options: no signature now
+    assert unsigned["revision"] > again["revision"] and not (small_repo / "repodata/repomd.xml.asc").exists()
+    resigned = publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)
+    assert resigned["revision"] > unsigned["revision"]
+    (small_repo / "repodata/repomd.xml.asc").unlink()  # repodata/ changed by hand
+    assert publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)["revision"] > resigned["revision"]
+    check_repository(small_repo, pubkey=signer.pubkey)
+    (small_repo / ".repodata.new-x").mkdir()  # what a killed publish leaves: cleared by a real publish
+    cleared = publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)
+    assert not (small_repo / ".repodata.new-x").exists() and cleared["read"] == 0
+    rpm = next(small_repo.glob("demo-www-*.rpm"))
+    os.utime(rpm)  # a package touched: read again
+    assert publish(small_repo, "--sign-key", signer.fingerprint, env=signer.env)["read"] == 1

@@ -95,7 +95,7 @@ def _repack(manifest: Path, stage: Path, outdir: Path) -> Path:
     outdir.mkdir()
     image = stage / "var/lib/freight/images/webapp"
     return package.build_rpm(
-        loaded, the_lock.release(loaded.release), the_lock.packages, stage, outdir, the_lock.source_date_epoch, "x86_64", owners=Owners.of(image)
+        loaded, the_lock.release(loaded.release), the_lock.packages, stage, outdir, the_lock.source_date_epoch, "x86_64", owners=Owners.of(image), history=the_lock.history
     )
 
 

@@ -19,6 +19,7 @@ def test_repo_file_turns_every_check_on() -> None:
         "enabled": "1",
         "gpgcheck": "1",
         "repo_gpgcheck": "1",
+        "pkg_gpgcheck": "1",
         "gpgkey": "https://repo.example.com/containers/RPM-GPG-KEY-freight",
     }
 

@@ -144,8 +144,9 @@ def test_freight_rpms_install_with_dnf_and_run(freight_host: TestHost) -> None:
     assert freight_host.run(["rpm", "-qf", "--qf", "%{NAME}\\n", "/etc/freight/host.conf", "/var/lib/freight/images",
                              "/var/lib/freight/overlays"]).split() == ["freight-host"] * 3
     configs = freight_host.run(["rpm", "-q", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", "freight-host"]).splitlines()
-    assert [line for line in configs if line.split()[1:] != []] == [  # %config(noreplace)
+    assert [line for line in configs if "c" in line.split(" ", 1)[1]] == [  # %config(noreplace)
         "/etc/dnf/plugins/freight.conf cn", "/etc/freight/host.conf cn"]
+    assert "/usr/share/man/man1/freight-start.1.gz d" in configs  # the man pages are documentation
     # dnf's plugin folder on the host's python; what it refuses: test_host_derivatives_e2e
     assert freight_host.run(["rpm", "-qf", "--qf", "%{NAME}", "/usr/lib/python3/dist-packages/dnf-plugins/freight.py"]) == "freight-host"
     if (Path(__file__).parent.parent / "freight/host").is_dir():  # the host side goes to freight-host

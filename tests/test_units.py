@@ -206,3 +206,65 @@ def test_tree_changes_an_overlay_cannot_express(tmp_path: Path) -> None:
 )
 def test_which_rpm_versions_hang_on_fifos(version: str, hangs: bool) -> None:
     assert rpmbugs.hangs_on_fifos(version) is hangs
+
+
+def test_descriptions_are_wrapped_to_79_columns_keeping_paragraphs_and_indented_lines() -> None:
+    from freight.build.changelog import wrap_description
+
+    text = "word " * 40 + "\n\n  - an indented item stays as it is\n  - " + "long " * 20 + "\n\nshort\nlines join"
+    wrapped = wrap_description(text)
+    assert all(len(line) <= 79 for line in wrapped.splitlines())
+    paragraphs = wrapped.split("\n\n")
+    assert len(paragraphs) == 3 and paragraphs[2] == "short lines join"
+    assert paragraphs[1].splitlines()[0] == "  - an indented item stays as it is"
+    assert paragraphs[1].splitlines()[2].startswith("  long")
+
+
+def test_changelog_is_newest_first_wrapped_and_escaped() -> None:
+    from freight.build.changelog import render
+
+    fix = {"id": "ADV-1", "type": "security", "severity": "Low", "cves": ["CVE-2026-1", "CVE-2026-2"], "package": "a", "to": "2-1"}
+    history = [
+        lock.HistoryEntry(0, "1.0-1", 86400 * 365, ["first lock: 1 packages"]),
+        lock.HistoryEntry(1, "1.0-1.1", 86400 * 400, ["a 1-1 -> 2-1", "added " + "b" * 100 + " 100%"], [fix]),
+    ]
+    text = render(history, None)
+    first, second = text.split("\n\n")
+    assert first.startswith("* Fri Feb 05 1971 freight - 1.0-1.1\n- a 1-1 -> 2-1\n")
+    assert "100%%" in first and "- ADV-1 (security, Low) for a 2-1: CVE-2026-1, CVE-2026-2" in first
+    assert second == "* Fri Jan 01 1971 freight - 1.0-1\n- first lock: 1 packages"
+
+
+def test_lock_history_keeps_dates_in_order_and_names_the_changes(tmp_path: Path) -> None:
+    m = manifest.load(webapp_manifest(tmp_path, tmp_path / "repo"))
+    old = _lock_for(m).with_history("1.0-1", 1000, None)
+    assert old.with_history("1.0-1", 2000, old) is old  # a rebuild of the same release adds nothing
+    newer = LockedPackage("demo-www", 0, "1.1", "1", "noarch", "demo", "sha256:01", 50)
+    extra = LockedPackage("demo-extra", 0, "1", "1", "noarch", "demo", "sha256:02", 50)
+    new = lock.Lock(old.inputs, old.repos, [newer, extra], serial=1, fixes=[{"id": "X"}], history=old.history)
+    updated = new.with_history("1.0-1.1", 500, old)
+    assert [(h.evr, h.date) for h in updated.history] == [("1.0-1", 1000), ("1.0-1.1", 1000)]
+    assert updated.history[-1].changes == ["added demo-extra 1-1", "demo-www 1.0-1 -> 1.1-1"]
+    assert updated.history[-1].fixes == [{"id": "X"}]
+    path = tmp_path / "manifest.lock"
+    lock.write(path, updated)
+    assert lock.read(path) == updated
+
+
+def test_a_payload_digest_from_a_child_process_equals_the_one_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from freight.common.run import CommandError
+    from freight.trust import digest
+
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(3 << 20))
+    monkeypatch.setattr(digest, "CHILD_FROM", 1 << 20)  # the child path for this file, in place for a tiny one
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        hasher = digest.OnAnotherCore()
+        assert hasher(fd, 1000, "sha256") == digest.in_place(fd, 1000, "sha256") and hasher.started.is_set()
+        with pytest.raises(CommandError):
+            digest.OnAnotherCore()(fd, 0, "no-such-hash")
+        small = digest.OnAnotherCore()
+        assert small(fd, (3 << 20) - 10, "sha512") == digest.in_place(fd, (3 << 20) - 10, "sha512")
+    finally:
+        os.close(fd)

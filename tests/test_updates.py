@@ -234,3 +234,44 @@ def test_outdated_of_a_files_only_derivative_answers_for_its_base(scenario: tupl
     alone = freight("outdated", derivative)
     assert alone.returncode == 0, alone.stderr
     assert "name webapp's manifest too to check the packages it runs on" in alone.stdout
+
+
+def changelog(rpm_file: Path) -> str:
+    return subprocess.run(["rpm", "-qp", "--changelog", rpm_file], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_changelog_tells_each_release_with_the_cves_it_brought_in(scenario: tuple[Path, Path, Path]) -> None:
+    """The lock's history becomes %changelog: `rpm -q --changelog | grep CVE` answers for a container."""
+    import time
+
+    repo, manifest, out = scenario
+    lock_file = manifest.with_suffix(".lock")
+    first = json.loads(lock_file.read_text())
+    [entry] = first["history"]
+    assert (entry["serial"], entry["evr"], entry["date"]) == (0, "1.0-1", first["source_date_epoch"])
+
+    fix_demo_ssl(repo)
+    rebuilt = freight("build", manifest, "-o", out, "--update-lock")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    written = json.loads(lock_file.read_text())
+    assert [h["evr"] for h in written["history"]] == ["1.0-1", "1.0-1.1"]
+    newest = written["history"][-1]
+    assert newest["changes"] == ["demo-ssl 1.0-1 -> 2.0-1"] and newest["fixes"][0]["cves"] == [CVE]
+    day = time.strftime("%a %b %d %Y", time.gmtime(newest["date"]))
+    text = changelog(Path(rebuilt.last_line))
+    assert text.startswith(f"* {day} freight - 1.0-1.1\n- demo-ssl 1.0-1 -> 2.0-1\n"), text
+    assert f"- FREIGHT-2026-0001 (security, Important) for demo-ssl 2.0-1: {CVE}\n" in text, text
+    assert text.rstrip().endswith("- 1.0-1\n- first lock: 3 packages"), text
+    assert CVE in subprocess.run(["grep", CVE], input=text, capture_output=True, text=True).stdout
+
+    # a rebuild of the same lock adds nothing; a new version adds its own entry, without advisories
+    assert freight("build", manifest, "-o", out, "--force").returncode == 0
+    assert len(json.loads(lock_file.read_text())["history"]) == 2
+    manifest.write_text(manifest.read_text().replace('version: "1.0"', 'version: "1.1"') + "packager: Jane Doe <jane@example.com>\n")
+    bumped = freight("build", manifest, "-o", out)
+    assert bumped.returncode == 0, bumped.stderr
+    text = changelog(Path(bumped.last_line))
+    assert text.startswith("* ") and " Jane Doe <jane@example.com> - 1.1-1\n- packages unchanged\n\n" in text, text
+    assert text.count(CVE) == 1  # in 1.0-1.1's entry only
+    header = subprocess.run(["rpm", "-qp", "--qf", "%{PACKAGER}|%{VENDOR}", bumped.last_line], capture_output=True, text=True).stdout
+    assert header == "Jane Doe <jane@example.com>|(none)"

@@ -16,6 +16,7 @@ from freight.build.stamp import Stamp, inputs_digest, rpm_path_for
 from freight.common import log as flog
 from freight.common.errors import UsageError
 from freight.manifest.load import Manifest
+from freight.manifest.lock import HistoryEntry
 from freight.model import paths
 from freight.model.owners import Owners
 
@@ -47,11 +48,19 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             ARCH,
             owners=Owners.root_only(),
             base_requirement=manifest.base_requirement,
+            history=[_own_version(manifest, source_date)],
             finish=options.finish(),
         )
         Stamp.record(built, digest)
     flog.step("Built %s", built)
     return BuildResult(rpm=built, up_to_date=False, lock=None)
+
+
+def _own_version(manifest: Manifest, source_date: int) -> HistoryEntry:
+    """The derivative's %changelog entry: it has no lock, so its history is its own version."""
+    over = f"configuration over {manifest.base}" + (f" ({manifest.base_requirement})" if manifest.base_requirement else "")
+    files = f"{len(manifest.files)} file{'s' if len(manifest.files) != 1 else ''}"
+    return HistoryEntry(serial=0, evr=f"{manifest.version}-{manifest.release}", date=source_date, changes=[f"{over}: {files}"])
 
 
 def _source_date(manifest: Manifest) -> int:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from freight import __version__
-from freight.build import rpmnames
+from freight.build import changelog, rpmnames
 from freight.common import progress
 from freight.common.errors import FreightError, at_most
 from freight.common.run import run
 from freight.common.templates import render
 from freight.manifest.load import Manifest
-from freight.manifest.lock import LockedPackage
+from freight.manifest.lock import HistoryEntry, LockedPackage
 from freight.model import capabilities
 from freight.model.owners import FILE_NAME as OWNERS_FILE
 from freight.model.owners import Owners, RecordedOwners
@@ -30,6 +30,8 @@ from freight.model.paths import IMAGES_DIR, META_DIR, OVERLAYS_DIR, RPM_DBPATH, 
 
 # zstd at its default level, on all cores: the floor freight is measured against is `zstd -T0`.
 PAYLOAD = "w3T0.zstdio"
+# rpm's classic group for system software: rpmlint wants a Group, and none of the newer lists fits better.
+GROUP = "Applications/System"
 BUILD_NAME_FMT = "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"
 class Listed(NamedTuple):
     paths: int
@@ -142,13 +144,14 @@ def build_rpm(
     *,
     owners: Owners,
     base_requirement: str | None = None,
+    history: list[HistoryEntry],
     finish: Callable[[Path], object] | None = None,
 ) -> Path:
     """rpmbuild the staged BUILDROOT into OUTDIR; the RPM appears there whole or not at all.
 
     OWNERS names the files' owners: the container's own /etc/passwd and /etc/group
     (for a layer, its base's as its packages left them), never the build host's.
-    A derivative Requires BASE_REQUIREMENT. FINISH (signing) runs on the RPM
+    A derivative Requires BASE_REQUIREMENT. HISTORY (oldest first) becomes the %changelog. FINISH (signing) runs on the RPM
     before it is moved into OUTDIR, so no unfinished package is ever visible there."""
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="freight-rpmbuild-", dir=buildroot.parent) as top_s, tempfile.TemporaryDirectory(
@@ -173,14 +176,15 @@ def build_rpm(
                 release=release,
                 summary=manifest.data["summary"],
                 license=manifest.data["license"],
+                group=GROUP,
                 url=manifest.data.get("url"),
-                description=manifest.data.get("description", manifest.data["summary"]).strip(),
+                vendor=manifest.data.get("vendor"),
+                packager=manifest.data.get("packager"),
+                description=_description(manifest),
+                changelog=changelog.render(history, manifest.data.get("packager")),
                 arch=arch,
                 bundled=sorted(bundled, key=lambda p: p.name),
                 payload=PAYLOAD,
-                image_dir=image_dir(manifest.name),
-                overlay_dir=overlay_dir(manifest.name),
-                base=manifest.base,
                 base_requirement=base_requirement,
                 filelist=filelist,
                 file_capabilities=listed.with_capabilities > 0,
@@ -208,6 +212,22 @@ def build_rpm(
             finish(Path(written[-1]))
         os.replace(written[-1], final)
     return final
+
+
+def _description(manifest: Manifest) -> str:
+    """The manifest's description (or summary), then what kind of freight package this is; wrapped."""
+    own = manifest.data.get("description", manifest.data["summary"])
+    if manifest.base is not None:
+        about = (
+            f"This package is a freight derivative of the container {manifest.base}: its payload is "
+            f"the configuration laid over {manifest.base}'s root filesystem, under {overlay_dir(manifest.name)}."
+        )
+    else:
+        about = (
+            f"This package is a freight container: its payload is the root filesystem of the "
+            f"container {manifest.name} under {image_dir(manifest.name)}, with its own rpm database."
+        )
+    return changelog.wrap_description(f"{own.strip()}\n\n{about}")
 
 
 def _record_owners(manifest: Manifest, buildroot: Path, recorded: RecordedOwners, filelist: Path) -> int:

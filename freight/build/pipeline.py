@@ -82,6 +82,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
         release = new_lock.release(manifest.release)
         options.refuse_to_unsign(rpm_path_for(manifest, release, staged.arch, options))
         source_date = max(new_lock.source_date_epoch, staged.newest_file_time)
+        new_lock = new_lock.with_history(f"{manifest.version}-{release}", source_date, on_disk)
         write_metadata(manifest, buildroot, new_lock, sbom.subject_of(manifest, new_lock, release, staged.arch, source_date, staged.facts))
         flog.step("Packing %s", manifest.package_name)
         built = package.build_rpm(
@@ -94,6 +95,7 @@ def build(manifest: Manifest, options: BuildOptions) -> BuildResult:
             staged.arch,
             owners=staged.owners,
             base_requirement=staged.base_requirement,
+            history=new_lock.history,
             finish=options.finish(),
         )
         if new_lock != on_disk:  # new, updated, or counting for a new version

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from freight.commands import add
 from freight.commands.common import SIGN_KEY_ENV, add_passphrase_option, signing_key
 from freight.common import log as flog
 from freight.publish.files import KEY_FILE
+
+if TYPE_CHECKING:
+    from freight.trust.keys import SigningKey
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -21,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
             "Write repodata/ for the RPMs in DIR with createrepo_c. Unchanged packages are not read "
             "again; the new metadata replaces the old in one step; concurrent publishes of DIR wait "
             "for each other. With a signing key, repomd.xml.asc is written and the public key is "
-            f"placed in DIR as {KEY_FILE}."
+            f"placed in DIR as {KEY_FILE} and, for zypper, as repodata/repomd.xml.key."
         ),
     )
     p.add_argument("folder", type=Path, metavar="DIR")
@@ -35,22 +40,46 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from freight.publish import repository as publish
-
     keyid = args.sign_key or os.environ.get(SIGN_KEY_ENV)
     key = signing_key(keyid, args) if keyid else None
     flog.step("Publishing %s", args.folder)
-    stats = publish.publish(args.folder, publish.PublishOptions(sign_key=key, keep=args.keep, allow_unsigned=args.allow_unsigned, sbom=args.sbom))
+    stats = _unchanged(args, key) or _publish_now(args, key)
     flog.log.info(
         "  %d packages (%d read, %d unchanged)%s, revision %s%s in %.2fs",
-        stats.packages,
-        stats.read,
-        stats.reused,
-        f", {len(stats.pruned)} pruned" if stats.pruned else "",
-        stats.revision,
-        ", signed" if stats.signed else ", NOT signed",
-        stats.seconds,
+        stats["packages"],
+        stats["read"],
+        stats["reused"],
+        f", {len(stats['pruned'])} pruned" if stats["pruned"] else "",
+        stats["revision"],
+        ", signed" if stats["signed"] else ", NOT signed",
+        stats["seconds"],
     )
     if args.json:
-        print(stats.to_json())
+        print(json.dumps(stats, indent=2))
     return 0
+
+
+def _unchanged(args: argparse.Namespace, key: SigningKey | None) -> dict[str, Any] | None:
+    """A no-op publish's report, told before the publisher and createrepo_c are loaded (freight.publish.state).
+    Unlocked, so only a hint: anything but an exact match goes to the publisher, which checks again under its lock."""
+    from freight.publish import state
+
+    folder = args.folder.resolve()
+    if not folder.is_dir() or (args.keep is not None and args.keep < 1):
+        return None
+    if key is not None:
+        from freight.trust import keys
+
+        keys.refuse_inside(folder, "repository")
+    doc, files = state.load(folder), state.scan(folder)
+    used = state.options(key.fingerprint if key is not None else None, args.keep, args.allow_unsigned, args.sbom)
+    return state.no_op_stats(folder, doc, files, key is not None) if state.unchanged(folder, doc, files, used) else None
+
+
+def _publish_now(args: argparse.Namespace, key: SigningKey | None) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from freight.publish import repository as publish
+
+    options = publish.PublishOptions(sign_key=key, keep=args.keep, allow_unsigned=args.allow_unsigned, sbom=args.sbom)
+    return asdict(publish.publish(args.folder, options))

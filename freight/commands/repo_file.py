@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "repo-file",
         common,
         description=(
-            "Print a dnf .repo file for a published repository, with gpgcheck=1, repo_gpgcheck=1 "
+            "Print a dnf (and zypper) .repo file for a published repository, with gpgcheck=1, repo_gpgcheck=1, pkg_gpgcheck=1 "
             f"and gpgkey pointing at the {KEY_FILE} that 'freight publish --sign-key' put there."
         ),
     )

@@ -36,7 +36,7 @@ STORAGE_KINDS = ("zfs", "dir", "auto")
 _LOCATIONS = {
     "images_dir": paths.IMAGES_DIR,  # where container packages put their images
     "machines_dir": "/var/lib/machines",
-    "lib_dir": "/var/lib/freight",
+    "lib_dir": paths.LIB_DIR,
     "containers_dir": paths.META_DIR,
     "overlays_dir": paths.OVERLAYS_DIR,  # where derivative packages put their files
     "protected_dir": "/etc/dnf/protected.d",  # dnf refuses to remove the packages named here

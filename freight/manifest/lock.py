@@ -8,6 +8,12 @@ repositories' metadata digests, and `source_date_epoch`, the newest build time
 among the locked packages, to which every timestamp in the RPM is clamped
 (or to the newest file time those packages record, if later: a packaged file
 keeps its package's time; see stage.newest_file_time).
+
+It also keeps a history: one entry per container VERSION-RELEASE built from
+it (serial, the build's source date, the packages changed, the advisories
+and CVEs brought in), from which the RPM's %changelog is written, so
+`rpm -q --changelog` answers for a container as it does for any package.
+Only the lock can keep it: a rebuild's RPM is made afresh each time.
 """
 
 from __future__ import annotations
@@ -48,6 +54,35 @@ class LockedPackage:
         return naming.evr(self.epoch, self.version, self.release)
 
 
+@dataclass
+class HistoryEntry:
+    """One container VERSION-RELEASE built from this lock: what its %changelog entry says."""
+
+    serial: int
+    evr: str  # the container's VERSION-RELEASE
+    date: int  # the build's source_date_epoch (never older than the entry before it)
+    changes: list[str]  # 'demo-www 1.0-1 -> 1.1-1', 'added …', 'removed …', or what a first lock holds
+    fixes: list[dict[str, Any]] = field(default_factory=list)  # the advisories brought in, as Lock.fixes
+
+
+def package_changes(before: list[LockedPackage] | None, after: list[LockedPackage]) -> list[str]:
+    """What moving from BEFORE to AFTER changed, one line per package (None: a first lock)."""
+    if before is None:
+        return [f"first lock: {len(after)} packages"]
+    old = {(p.name, p.arch): p for p in before}
+    new = {(p.name, p.arch): p for p in after}
+    lines = []
+    for key in sorted(old.keys() | new.keys()):
+        was, now = old.get(key), new.get(key)
+        if was is None:
+            lines.append(f"added {now.name} {now.evr}")
+        elif now is None:
+            lines.append(f"removed {was.name} {was.evr}")
+        elif was.evr != now.evr:
+            lines.append(f"{now.name} {was.evr} -> {now.evr}")
+    return lines or ["packages unchanged"]
+
+
 LOCK_FORMAT = 1
 
 
@@ -67,6 +102,7 @@ class Lock:
     # The manifest's VERSION-RELEASE whose rebuilds the serial counts: a new one starts again at 0
     # (None in a lock written before freight recorded it: its serial counts for the manifest as it is).
     serial_of: str | None = None
+    history: list[HistoryEntry] = field(default_factory=list)  # oldest first
 
     def release(self, manifest_release: str) -> str:
         """The container's release: the manifest's, plus `.SERIAL` once the lock was updated."""
@@ -103,6 +139,25 @@ class Lock:
                 new.serial += 1
         return new
 
+    def with_history(self, evr: str, date: int, previous: Lock | None) -> Lock:
+        """This lock with an entry for the build of the container's EVR at DATE (the build's source
+        date), changed from PREVIOUS (the lock on disk before; None for a first lock); unchanged
+        when its newest entry is EVR's already, as for a rebuild of an unchanged lock."""
+        if self.history and self.history[-1].evr == evr:
+            return self
+        date = max([date] + [h.date for h in self.history])  # rpm wants a %changelog newest first
+        changed = previous is None or [asdict(p) for p in previous.pinned] != [asdict(p) for p in self.pinned]
+        # A lock written before freight kept a history starts it with what it holds.
+        first = previous is None or (not self.history and not changed)
+        entry = HistoryEntry(
+            serial=self.serial,
+            evr=evr,
+            date=date,
+            changes=package_changes(None if first else previous.pinned, self.pinned),
+            fixes=list(self.fixes) if changed else [],
+        )
+        return replace(self, history=[*self.history, entry])
+
     @property
     def pinned(self) -> list[LockedPackage]:
         """Every package the lock pins: the installed ones, and a layer's base."""
@@ -128,6 +183,8 @@ class Lock:
             doc["fixes"] = self.fixes
         if self.serial_of is not None:
             doc["serial_of"] = self.serial_of
+        if self.history:
+            doc["history"] = [asdict(h) for h in self.history]
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -150,6 +207,7 @@ def read(path: Path) -> Lock | None:
             base=LockedPackage(**doc["base"]) if doc.get("base") else None,
             fixes=list(doc.get("fixes", [])),
             serial_of=doc.get("serial_of"),
+            history=[HistoryEntry(**h) for h in doc.get("history", [])],
         )
     except (KeyError, TypeError) as exc:
         raise UsageError(f"{path}: malformed lock file (missing {exc}); run with --update-lock") from None

@@ -130,6 +130,8 @@ MANIFEST_SCHEMA: dict[str, Any] = {
         "description": _str("a description without '%'", r"^[^%]*$"),
         "license": _str("an SPDX license expression such as MIT or GPL-2.0-or-later", SINGLE_LINE, minLength=1),
         "url": _str("an http(s) URL", r"^https?://[^\s%]+$"),
+        "vendor": _str("the organisation that distributes the container, on one line without '%'", SINGLE_LINE, minLength=1),
+        "packager": _str("who builds the container, such as 'Jane Doe <jane@example.com>', on one line without '%'", SINGLE_LINE, minLength=1),
         "releasever": _str("the distribution release dnf substitutes for $releasever, such as 39", r"^[A-Za-z0-9._-]{1,32}$"),
         "arch": _str("an RPM architecture such as x86_64 or aarch64", r"^[a-z0-9_]{1,20}$"),
         "repos": _list(

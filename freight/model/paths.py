@@ -7,6 +7,7 @@ the metadata (manifest, lock, owners) where the hook looks for them.
 
 from __future__ import annotations
 
+LIB_DIR = "/var/lib/freight"  # freight-host's own records (host.conf may move it)
 IMAGES_DIR = "/var/lib/freight/images"
 OVERLAYS_DIR = "/var/lib/freight/overlays"
 META_DIR = "/usr/share/freight/containers"

@@ -20,7 +20,9 @@ What a repository reader may rely on, and how this module keeps it:
   `.freight/publish-state.json` holds those identities.
 * With a signing key, `repomd.xml.asc` is an armored detached signature and
   the public key is in the folder as `RPM-GPG-KEY-freight`, for the hosts'
-  `gpgkey=`; unsigned packages are refused, since such hosts would refuse them.
+  `gpgkey=`, and as `repodata/repomd.xml.key`, where zypper looks for it (it
+  changes with the signature it verifies, in the same exchange); unsigned
+  packages are refused, since such hosts would refuse them.
 
 `FREIGHT_PUBLISH_HOOK=POINT:kill` or `POINT:sleep=SECONDS` stops or pauses a
 publish at POINT (locked, read, writing, written), for the tests that prove
@@ -29,7 +31,6 @@ the guarantees above.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import functools
@@ -41,30 +42,30 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.common import log as flog
 from freight.common import progress
 from freight.common.errors import FreightError, UsageError
 from freight.common.files import fsync_dir, write_atomic
 from freight.model.paths import SBOM_FILES, meta_dir
-from freight.publish import updateinfo
-from freight.publish.files import KEY_FILE
-from freight.trust import keys, rpmfile, verify
+from freight.publish import state as saved
+from freight.publish.state import STATE_DIR, FileId
+from freight.publish.files import KEY_FILE, REPOMD_KEY, REPOMD_SIGNATURE
+
+if TYPE_CHECKING:
+    from freight.trust import digest, keys, verify
 
 log = logging.getLogger("freight.publish.repository")
 
-STATE_DIR = ".freight"
 LOCK_FILE = "publish.lock"
-STATE_FILE = "publish-state.json"
 
 HOOK_ENV = "FREIGHT_PUBLISH_HOOK"
-_NEW_PREFIX = ".repodata.new-"
-_OLD_PREFIX = ".repodata.old-"
+_NEW_PREFIX = f"{saved.LEFTOVER_PREFIX}new-"
+_OLD_PREFIX = f"{saved.LEFTOVER_PREFIX}old-"
 _METADATA = ("primary", "filelists", "other")
 # What publish writes anew; every other record of the previous repomd.xml
 # (updateinfo, comps, modules …) is carried over unchanged.
@@ -77,6 +78,10 @@ class PublishOptions:
     keep: int | None = None  # newest versions of each container to keep
     allow_unsigned: bool = False
     sbom: bool = False  # place each container's SBOMs beside its package
+
+    def used(self) -> dict[str, Any]:
+        """The options as a publish's fingerprint records them (freight.publish.state)."""
+        return saved.options(self.sign_key.fingerprint if self.sign_key is not None else None, self.keep, self.allow_unsigned, self.sbom)
 
 
 @dataclass
@@ -94,21 +99,6 @@ class PublishStats:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-@dataclass(frozen=True)
-class FileId:
-    """A package file's identity: any rewrite, rename-over or touch changes it."""
-
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-
-    @classmethod
-    def of(cls, path: Path) -> FileId:
-        st = path.stat()
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 @dataclass
@@ -129,6 +119,8 @@ def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats
     if options.keep is not None and options.keep < 1:
         raise UsageError(f"--keep {options.keep}: keep at least 1 version")
     if options.sign_key is not None:
+        from freight.trust import keys
+
         keys.refuse_inside(folder, "repository")
     folder = folder.resolve()
     try:
@@ -143,14 +135,18 @@ def publish(folder: Path, options: PublishOptions | None = None) -> PublishStats
 
 
 def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
+    state_doc = saved.load(folder)
+    scanned = saved.scan(folder)
+    if saved.unchanged(folder, state_doc, scanned, options.used()):
+        log.debug("  nothing changed since the last publish (revision %s)", state_doc["revision"])
+        return PublishStats(**saved.no_op_stats(folder, state_doc, scanned, options.sign_key is not None))
     repodata = folder / "repodata"
     old_repomd = _read_repomd(repodata)
     previous = _load_previous(folder, old_repomd)
-    state = _load_state(folder)
+    state = saved.files_of(state_doc)
     entries: list[_Entry] = []
     to_read: list[tuple[str, FileId]] = []
-    for href in _scan(folder):
-        file_id = FileId.of(folder / href)
+    for href, file_id in scanned.items():
         old = _reusable(state.get(href), file_id, previous)
         if old is not None:
             entries.append(_Entry(href, old, file_id, state[href].get("signer"), state[href].get("fixes", [])))
@@ -171,15 +167,18 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         _write_metadata(new, entries, revision, extras)
         _carry_previous_generation(folder, old_repomd, new)
         if options.sign_key is not None:
-            keys.detach_sign(new / "repomd.xml", options.sign_key, new / "repomd.xml.asc")
-            write_atomic(folder / KEY_FILE, keys.export(options.sign_key.fingerprint))
+            from freight.trust import keys
+
+            keys.detach_sign(new / "repomd.xml", options.sign_key, new / REPOMD_SIGNATURE)
+            public = keys.export(options.sign_key.fingerprint)
+            (new / REPOMD_KEY).write_text(public)
+            write_atomic(folder / KEY_FILE, public)
         _fsync_tree(new)
         _hook("written")
         _swap(new, repodata)
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
-    _save_state(folder, entries)
     for href in pruned:
         (folder / href).unlink(missing_ok=True)
         for beside in _sbom_files(folder / href).values():
@@ -187,6 +186,8 @@ def _publish_locked(folder: Path, options: PublishOptions) -> PublishStats:
         log.info("  pruned %s", href)
     if options.sbom:
         _place_sboms(folder, [e.href for e in entries])
+    # The files as this publish saw them: one added or changed meanwhile makes the next publish a real one.
+    _save_state(folder, entries, revision, saved.fingerprint(folder, {e.href: e.file_id for e in entries}, options.used()))
     return PublishStats(
         folder=str(folder),
         revision=revision,
@@ -209,6 +210,8 @@ def _sbom_files(rpm: Path) -> dict[str, Path]:
 def _place_sboms(folder: Path, hrefs: list[str]) -> None:
     """Each container package's SBOMs, as it carries them, beside it (for scanners that read a
     repository); only for packages newer than their SBOM files, so a republish reads no more."""
+    from freight.trust import rpmfile
+
     placed = 0
     for href in hrefs:
         rpm = folder / href
@@ -231,42 +234,54 @@ def _place_sboms(folder: Path, hrefs: list[str]) -> None:
 # --- reading packages --------------------------------------------------------
 
 
-def _scan(folder: Path) -> list[str]:
-    """Every *.rpm under FOLDER, relative, sorted; hidden folders and repodata/ are not the repository's."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (dirpath == str(folder) and d == "repodata"))
-        for name in filenames:
-            if name.endswith(".rpm") and not name.startswith("."):
-                found.append(os.path.relpath(os.path.join(dirpath, name), folder))
-    return sorted(found)
-
-
 def _read_packages(folder: Path, to_read: list[tuple[str, FileId]]) -> list[_Entry]:
-    """New or changed files: check each is whole (digests, embedded manifest), then read its metadata.
+    """New or changed files: check each is whole (digests, embedded manifest), and read its metadata.
 
-    The check hashes every payload, so files are checked in threads (hashing
-    runs outside the GIL). Not processes: a worker would inherit the publish
-    lock and could outlive a killed publisher, keeping the lock taken.
+    Both read the whole file. createrepo_c reads in this thread and holds the
+    GIL while it does, so the checks run beside it in threads whose payload
+    hashing happens in child processes on the other cores (freight.trust.digest):
+    the two reads of a file overlap instead of adding up. A check's verdict is
+    awaited before its package counts, and a package that is not whole is
+    refused with the check's reason, not createrepo_c's. Not worker processes
+    for the checks themselves: a forked worker would inherit the publish lock
+    and could outlive a killed publisher, keeping the lock taken (the hashing
+    children get no descriptor but stdio).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import createrepo_c as cr
 
+    from freight.trust import digest
+
     paths = [folder / href for href, _ in to_read]
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        verdicts = list(pool.map(lambda path: verify.verify_one(path, None), paths))
     entries = []
-    with progress.bar("Reading packages", len(paths)) as bar:
-        for (href, file_id), path, whole in zip(to_read, paths, verdicts):
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool, progress.bar("Reading packages", len(paths)) as bar:
+        hashers = [digest.OnAnotherCore() for _ in paths]
+        checks = [pool.submit(_check_whole, path, hasher) for path, hasher in zip(paths, hashers)]
+        for (href, file_id), path, check, hasher in zip(to_read, paths, checks, hashers):
+            hasher.started.wait()  # its hashing child runs before createrepo_c takes the GIL
+            try:
+                pkg, failure = cr.package_from_rpm(str(path), checksum_type=cr.SHA256, location_href=href, changelog_limit=10), None
+            except Exception as exc:  # createrepo_c raises its own error type
+                pkg, failure = None, exc
+            whole = check.result()
             if not whole.ok:
                 raise FreightError(f"{path}: {whole.reason}; remove or replace it, then publish again")
-            try:
-                pkg = cr.package_from_rpm(str(path), checksum_type=cr.SHA256, location_href=href, changelog_limit=10)
-            except Exception as exc:  # createrepo_c raises its own error type
-                raise FreightError(f"{path}: cannot read the package: {exc}") from None
+            if failure is not None:
+                raise FreightError(f"{path}: cannot read the package: {failure}")
             log.debug("  read %s", href)
             entries.append(_Entry(href, pkg, file_id, whole.signer, whole.fixes))
             bar.advance()
     return entries
+
+
+def _check_whole(path: Path, hasher: digest.OnAnotherCore) -> verify.Verdict:
+    from freight.trust import verify
+
+    try:
+        return verify.verify_one(path, None, hasher)
+    finally:
+        hasher.started.set()  # a check that ended before hashing started no child
 
 
 def _reusable(recorded: dict[str, Any] | None, file_id: FileId, previous: dict[str, Any]) -> Any:
@@ -313,20 +328,12 @@ def _load_previous(folder: Path, repomd: Any) -> dict[str, Any]:
     return packages
 
 
-def _load_state(folder: Path) -> dict[str, dict[str, Any]]:
-    try:
-        doc = json.loads((folder / STATE_DIR / STATE_FILE).read_text())
-        return {href: entry for href, entry in doc["files"].items() if isinstance(entry, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
-def _save_state(folder: Path, entries: list[_Entry]) -> None:
+def _save_state(folder: Path, entries: list[_Entry], revision: str, fingerprint: dict[str, Any]) -> None:
     files = {
-        e.href: {"href": e.href, "file": asdict(e.file_id), "pkgid": e.pkg.pkgId, "signer": e.signer, "fixes": e.fixes}
+        e.href: {"href": e.href, "file": e.file_id._asdict(), "pkgid": e.pkg.pkgId, "signer": e.signer, "fixes": e.fixes}
         for e in entries
     }
-    write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps({"format": 1, "files": files}, indent=1, sort_keys=True))
+    saved.save(folder, files, revision, fingerprint)
 
 
 def _refuse_unsigned(folder: Path, entries: list[_Entry]) -> None:
@@ -359,6 +366,8 @@ def _prune(entries: list[_Entry], keep: int | None) -> tuple[list[_Entry], list[
 
 
 def _container_of(pkg: Any) -> str | None:
+    from freight.trust import rpmfile
+
     for name, *_ in pkg.provides:
         if name.startswith(rpmfile.CONTAINER_PROVIDE) and name.endswith(")"):
             return name[len(rpmfile.CONTAINER_PROVIDE) : -1]
@@ -430,6 +439,8 @@ def _link_extra_metadata(folder: Path, repomd: Any, new: Path) -> list[tuple[str
 
 def _with_container_advisories(new: Path, extras: list[tuple[str, Path]], entries: list[_Entry]) -> list[tuple[str, Path]]:
     """EXTRAS with an updateinfo that holds an advisory for each container whose rebuild fixed something."""
+    from freight.publish import updateinfo
+
     advisories = [updateinfo.container_advisory(e.pkg, e.fixes) for e in entries if e.fixes]
     previous = next((path for kind, path in extras if kind == "updateinfo"), None)
     if not advisories and previous is None:
@@ -488,6 +499,8 @@ def _swap(new: Path, repodata: Path) -> None:
 
 
 def _exchange(a: Path, b: Path) -> None:
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
     if renameat2 is None:

@@ -25,7 +25,7 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,13 +34,14 @@ from typing import Any
 from freight.common.errors import UsageError
 from freight.model.naming import package_name, release
 from freight.model.paths import LOCK_FILE, MANIFEST_FILE, meta_dir
-from freight.trust import keys, rpmfile
+from freight.trust import digest, keys, rpmfile
 
 log = logging.getLogger("freight.trust.verify")
 
 # rpm logs to one process-wide sink, which verification redirects to learn why
 # rpm refused a header: one thread at a time may do that (hashing runs freely).
 _RPM_LOCK = threading.Lock()
+PayloadDigest = Callable[[int, int, str], str]  # (fd, offset, algorithm) -> hex digest
 # rpm's PGPHASHALGO numbers, as RPMTAG_PAYLOADDIGESTALGO states them.
 _HASHES = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
 # What rpm's Python bindings raise for a header whose signature no key in the keyring
@@ -137,11 +138,12 @@ def verify(paths: Iterable[Path], trusted: TrustedKeys | None) -> list[Verdict]:
     return [verify_one(Path(p), trusted) for p in paths]
 
 
-def verify_one(path: Path, trusted: TrustedKeys | None) -> Verdict:
+def verify_one(path: Path, trusted: TrustedKeys | None, payload_digest: PayloadDigest = digest.in_place) -> Verdict:
     """Check one file; never raises for a bad package, the verdict says what is wrong.
 
     With TRUSTED None only the contents are checked (digests, size, embedded
     manifest), not who signed: what `freight sign` wants to know before signing.
+    PAYLOAD_DIGEST hashes the payload (publish has it done on another core).
     """
     verdict = Verdict(path=str(path), ok=False)
     try:
@@ -150,14 +152,14 @@ def verify_one(path: Path, trusted: TrustedKeys | None) -> Verdict:
         verdict.reason = f"cannot read: {exc.strerror}"
         return verdict
     try:
-        verdict.reason = _check(fd, path, trusted, verdict)
+        verdict.reason = _check(fd, path, trusted, verdict, payload_digest)
     finally:
         os.close(fd)
     verdict.ok = not verdict.reason
     return verdict
 
 
-def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict) -> str:
+def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict, payload_digest: PayloadDigest) -> str:
     """The reason to refuse the package open at FD, or '' when it passes; fills in VERDICT."""
     import rpm
 
@@ -189,7 +191,7 @@ def _check(fd: int, path: Path, trusted: TrustedKeys | None, verdict: Verdict) -
         return f"{size - expected} bytes of trailing data after the payload"
     if not digests or algo is None:
         return "the header states no payload digest (built by rpm older than 4.14), so its payload cannot be proven"
-    if _hash_from(fd, payload_start, algo) != digests[0]:
+    if payload_digest(fd, payload_start, algo) != digests[0]:
         return f"the payload was altered: its {algo.upper()} does not match the digest in the signed header"
     if verdict.container is not None:
         with _RPM_LOCK:
@@ -237,15 +239,6 @@ def _untrusted(fd: int, start: int) -> str:
     keyid = rpmfile.signature_keyid(hdr) or "?"
     sources = f"freight's keyring ({keys.home()}), the given key files or the rpm database"
     return f"signed by key {keyid[-8:]}, which is not trusted (not in {sources})"
-
-
-def _hash_from(fd: int, offset: int, algo: str) -> str:
-    """The digest of FD from OFFSET to its end (the payload); threads may run this side by side."""
-    h = hashlib.new(algo)
-    os.lseek(fd, offset, os.SEEK_SET)
-    while chunk := os.read(fd, 1 << 20):
-        h.update(chunk)
-    return h.hexdigest()
 
 
 def _header_failure(error: str, messages: list[str]) -> str:
