@@ -45,6 +45,7 @@ POOL = "faultpool"
 PARENT = f"{POOL}/freight"
 PORT = 8093
 BIG = 24 * 1024 * 1024  # an unpack long enough to be caught in the middle
+MANY = 3000  # small files: an erase long enough to be caught in the middle
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,14 @@ class Point:
         return f"{self.op}-{self.phase}"
 
 
-INSTALL = ("download", "pre-install", "after-pre-install", "unpack-early", "unpack-late", "post-install", "after-post-install")
+BEFORE = ("resolved", "check", "test")  # dnf's steps before rpm's transaction begins
+UNPACK = ("pre-install", "after-pre-install", "unpack-early", "unpack-middle", "unpack-late", "after-unpack")
+INSTALL = (*BEFORE, "download", *UNPACK, "post-install", "after-post-install")
+ERASE = ("pre-uninstall", "after-pre-uninstall", "post-uninstall", "after-post-uninstall")
 ALL = [
     *(Point("install", p) for p in INSTALL),
-    *(Point("upgrade", p) for p in (*INSTALL, "pre-uninstall", "after-pre-uninstall", "post-uninstall", "after-post-uninstall")),
-    *(Point("remove", p) for p in ("pre-uninstall", "after-pre-uninstall", "post-uninstall", "after-post-uninstall")),
+    *(Point("upgrade", p) for p in (*INSTALL, *ERASE)),
+    *(Point("remove", p) for p in (*BEFORE, *ERASE[:2], "erase-early", "erase-middle", "erase-late", *ERASE[2:])),
 ]
 QUICK = {"install-unpack-early", "upgrade-unpack-late", "upgrade-post-install", "remove-after-pre-uninstall"}
 POINTS = ALL if os.environ.get("FREIGHT_SOAK") else [p for p in ALL if p.id in QUICK]
@@ -79,6 +83,9 @@ def _manifest(folder: Path, demo: Path, version: str) -> Path:
     www.mkdir(parents=True)
     (www / "index.html").write_text(f"faulty {version}\n")
     (www / "big.bin").write_bytes(os.urandom(BIG))
+    (www / "many").mkdir()
+    for n in range(MANY):
+        (www / "many" / f"f{n:04d}").write_text(f"{version} {n}\n")
     return write_manifest(
         folder,
         f"""\
@@ -140,10 +147,25 @@ def condition(phase: str) -> str:
     """A shell test that holds while rpm is in PHASE of our container's transaction. In the kill
     loop, $now holds the hook phases running this instant and $saw every one seen so far."""
     hook = "freight-host-hoo[k]"  # the script's own command line holds this, but does not match it
-    if phase == "download":
-        return "grep -q 'Downloading Packages' /tmp/killed-dnf.log && ! grep -q 'Running transaction check' /tmp/killed-dnf.log"
+    said = {  # what dnf has printed, and not yet what it prints next
+        "resolved": ("Dependencies resolved", "Running transaction check"),
+        "download": ("Downloading Packages", "Running transaction check"),
+        "check": ("Running transaction check", "Running transaction test"),
+        "test": ("Running transaction test", "Transaction test succeeded"),
+    }
+    if phase in said:
+        done, next_ = said[phase]
+        return f"grep -q '{done}' /tmp/killed-dnf.log && ! grep -q '{next_}' /tmp/killed-dnf.log"
+    if phase.startswith("erase-"):  # the small files going, by how many are left
+        low, high = {"erase-early": (MANY * 2 // 3, MANY - 50), "erase-middle": (MANY // 3, MANY * 2 // 3),
+                     "erase-late": (1, MANY // 3)}[phase]
+        return f"n=$(ls {IMAGE}/srv/faulty/many 2>/dev/null | wc -l); [ $n -ge {low} ] && [ $n -le {high} ]"
+    if phase == "after-unpack":  # the big file in place, %post not begun
+        return (f'[ -e {IMAGE}/srv/faulty/big.bin ] && ! ls -d {IMAGE}/srv/faulty/big.bin\\;* >/dev/null 2>&1 '
+                f'&& [ -z "$now" ] && echo "$saw" | grep -q "{hook} pre-install {NAME} "')
     if phase.startswith("unpack"):  # rpm writes the big file under a temporary name, then renames it
         test = {"unpack": "true", "unpack-early": f"[ $(stat -c %s \"$f\") -lt {BIG // 3} ]",
+                "unpack-middle": f"[ $(stat -c %s \"$f\") -ge {BIG // 3} ] && [ $(stat -c %s \"$f\") -le {2 * BIG // 3} ]",
                 "unpack-late": f"[ $(stat -c %s \"$f\") -gt {2 * BIG // 3} ]"}[phase]
         return f'f=$(ls -d {IMAGE}/srv/faulty/big.bin\\;* 2>/dev/null | head -n 1); [ -n "$f" ] && {test}'
     if phase.startswith("after-"):  # the phase has ended and no other has begun
@@ -231,11 +253,12 @@ def assert_true_to_rpm(host: TestHost, shop: Shop, version: str | None, ran: lis
 # What rpm's database lists right after a kill in each phase: the proof the kill landed there.
 # rpm adds a header after the files and before %post, and drops an erased one after its %postun.
 LISTED = {
-    **{f"install-{p}": [[]] for p in INSTALL[:5]}, "install-post-install": [["1.0"]], "install-after-post-install": [["1.0"]],
-    **{f"upgrade-{p}": [["1.0"]] for p in INSTALL[:5]},
-    **{f"upgrade-{p}": [["1.0", "1.1"]] for p in ("post-install", "after-post-install", "pre-uninstall", "after-pre-uninstall", "post-uninstall")},
+    **{f"install-{p}": [[]] for p in (*BEFORE, "download", *UNPACK[:-1])}, "install-after-unpack": [[], ["1.0"]],
+    "install-post-install": [["1.0"]], "install-after-post-install": [["1.0"]],
+    **{f"upgrade-{p}": [["1.0"]] for p in (*BEFORE, "download", *UNPACK[:-1])}, "upgrade-after-unpack": [["1.0"], ["1.0", "1.1"]],
+    **{f"upgrade-{p}": [["1.0", "1.1"]] for p in ("post-install", "after-post-install", *ERASE[:3])},
     "upgrade-after-post-uninstall": [["1.0", "1.1"], ["1.1"]],
-    **{f"remove-{p}": [["1.0"]] for p in ("pre-uninstall", "after-pre-uninstall", "post-uninstall")},
+    **{f"remove-{p}": [["1.0"]] for p in (*BEFORE, *ERASE[:3], "erase-early", "erase-middle", "erase-late")},
     "remove-after-post-uninstall": [["1.0"], []],
 }
 HOOK_PHASES = {"pre-install", "post-install", "pre-uninstall", "post-uninstall"}

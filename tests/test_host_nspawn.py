@@ -164,6 +164,9 @@ def test_fs_type_and_the_user_namespace_decision(tmp_path: Path) -> None:
     assert nspawn.private_users({}, tmp_path) == ("pick", None)
     assert nspawn.private_users({"private_users": False}, tmp_path) == ("no", None)
     assert nspawn.private_users({"private_users": "identity"}, tmp_path) == ("identity", None)
+    # systemd-nspawn's own words for the same
+    assert nspawn.private_users({"private_users": "no"}, tmp_path) == ("no", None)
+    assert nspawn.private_users({"private_users": "yes"}, tmp_path) == ("pick", None)
 
 
 def test_zfs_fuse_falls_back_to_no_user_namespace(zfs_parent: str, tmp_path: Path) -> None:

@@ -152,6 +152,15 @@ def test_the_published_schema_accepts_what_freight_builds_and_refuses_what_it_re
     assert "version: 1.10" in readme and "stays 1.10" in readme
 
 
+@pytest.mark.parametrize("value", ['"no"', '"yes"', "no", "yes", "false", "pick", "identity"])
+def test_private_users_takes_what_systemd_nspawn_takes(value: str, tmp_path: Path) -> None:
+    from freight.manifest import load as m
+
+    path = tmp_path / "manifest.yaml"
+    path.write_text(GOOD + f"run:\n  private_users: {value}\n")
+    assert m.load(path).data["run"]["private_users"] in (False, True, "no", "yes", "pick", "identity")
+
+
 def test_schema_command_prints_json_schema() -> None:
     import json
 

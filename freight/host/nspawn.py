@@ -85,6 +85,7 @@ def private_users(run: dict[str, Any], root: Path) -> tuple[str, str | None]:
     namespace, and the caller says so.
     """
     wanted = run.get("private_users", True)
+    wanted = {"yes": True, "no": False}.get(wanted, wanted) if isinstance(wanted, str) else wanted  # nspawn's words
     if wanted is False:
         return "no", None
     if wanted == "identity":

@@ -83,8 +83,9 @@ RUN_SCHEMA: dict[str, Any] = {
         ),
         "read_only": _bool("true to run with a read-only root filesystem"),
         "private_users": {
-            "description": "user namespacing: true or 'pick' (the default), false, or 'identity'",
-            "anyOf": [{"type": "boolean"}, {"enum": ["pick", "identity"]}],
+            "description": "user namespacing, as systemd-nspawn's PrivateUsers= takes it: true, 'yes' or 'pick' "
+            "(the default), false or 'no', or 'identity'",
+            "anyOf": [{"type": "boolean"}, {"enum": ["pick", "yes", "no", "identity"]}],
         },
         "limits": {
             "type": "object",
