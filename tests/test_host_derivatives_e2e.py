@@ -128,6 +128,11 @@ def test_base_and_derivative_serve_upgrade_roll_back_and_remove(storage: str, e2
     out = dnf(host, "install", "container-webapp-prod")
     assert (installed(host, "container-webapp"), installed(host, "container-webapp-prod")) == (old, prod.evr), out
     assert "webapp-prod: made from webapp" in out, out
+    # nobody asked for the base's own machine: made (the derivative's is a clone of its image), not started
+    assert "webapp: installed as a dependency, so its machine is made but not enabled or started" in out, out
+    assert machine_state(host, "webapp") == "" and machine_state(host, "webapp-prod") == "running"
+    assert host.sh("systemctl is-enabled systemd-nspawn@webapp.service || true").strip() != "enabled"
+    host.run(["freight", "start", "webapp"])  # and it starts as usual when asked
     base_page, prod_page = fetch(host, f"demo-www {old_www}"), fetch(host, PROD_PAGE, PROD_PORT)
     assert PROD_PAGE not in base_page and "demo-www" not in prod_page
     assert (machine_state(host, "webapp"), machine_state(host, "webapp-prod")) == ("running", "running")
@@ -226,6 +231,8 @@ def test_layer_installs_and_runs_with_its_package(storage: str, e2e_host: TestHo
     base = installed(host, "container-webapp")
     assert base is not None and installed(host, "container-webapp-extra") == extra.evr
     assert fetch(host, "extras", EXTRA_PORT)
+    assert machine_state(host, "webapp") == ""  # pulled in for the layer: not started
+    host.run(["freight", "start", "webapp"])
     # demo-extra's file, 0640 and owned by its user, which the machine runs httpd as: the owners are the container's
     assert get(host, EXTRA_PORT, "/extra.txt") == "extra\n"
     assert get(host, PORT, "/extra.txt") is None and "extras" not in fetch(host, "demo-www")

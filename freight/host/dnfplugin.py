@@ -1,4 +1,5 @@
-"""freight-host's dnf plugin: refuse a transaction that would remove a machine nobody asked to remove.
+"""freight-host's dnf plugin: refuse a transaction that would remove a machine nobody asked to remove,
+and tell the hook which containers it installs only as dependencies (freight.host.pulledin).
 
 dnf loads it from its plugin folder (packaging/dnf-plugins/freight.py is the
 file installed there); `--disableplugin=freight` or `enabled = 0` in
@@ -20,6 +21,7 @@ class FreightGuard(dnf.Plugin):
     name = "freight"
 
     def resolved(self) -> None:
+        self._note_dependencies()
         removals = [
             item for item in self.base.transaction
             if item.action == libdnf.transaction.TransactionItemAction_REMOVE and item.pkg.name.startswith("container-")
@@ -45,3 +47,27 @@ class FreightGuard(dnf.Plugin):
             raise dnf.exceptions.Error(
                 "freight: this would remove machines that nobody asked to remove:\n  " + "\n  ".join(problems)
             )
+
+    def _note_dependencies(self) -> None:
+        """Containers dnf pulls in for others: their machines are made, not started (freight.host.pulledin)."""
+        pulled = [
+            item.pkg.name[len("container-"):] for item in self.base.transaction
+            if item.action == libdnf.transaction.TransactionItemAction_INSTALL
+            and item.reason == libdnf.transaction.TransactionItemReason_DEPENDENCY
+            and item.pkg.name.startswith("container-")
+        ]
+        if not pulled:
+            return
+        from freight.common.errors import FreightError
+        from freight.host import config, pulledin
+
+        try:
+            pulledin.record(config.load(), pulled)
+        except (FreightError, OSError) as exc:
+            raise dnf.exceptions.Error(f"freight: cannot note the containers pulled in as dependencies: {exc}") from None
+
+    def transaction(self) -> None:
+        if any(item.pkg.name.startswith("container-") for item in self.base.transaction):
+            from freight.host import config, pulledin
+
+            pulledin.clear(config.load())

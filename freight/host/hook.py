@@ -43,7 +43,7 @@ from pathlib import Path
 
 from freight.common import log as flog
 from freight.common.errors import FreightError, UsageError
-from freight.host import images, instances, manage, repair
+from freight.host import images, instances, manage, pulledin, repair
 from freight.host.config import choose_storage
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
@@ -180,8 +180,13 @@ def post_install(host: Host, name: str, evr: str, count: int) -> None:
 
 
 def _activate(host: Host, name: str, run: dict, fresh: bool, undo: Undo) -> None:
-    """Reload systemd; with `autostart`, enable the machine, and start it when it is new."""
+    """Reload systemd; with `autostart`, enable the machine, and start it when it is new; not a new
+    machine dnf made only because another container needs this one's image (freight.host.pulledin)."""
     host.systemd.daemon_reload()
+    if fresh and run.get("autostart") and pulledin.pulled_in(host.cfg, name):
+        log.info("%s: installed as a dependency, so its machine is made but not enabled or started "
+                 "('freight start %s' or 'freight enable %s' when it should run)", name, name, name)
+        return
     if run.get("autostart"):
         host.systemd.enable(name)
         undo.add(f"disable {name}", host.systemd.disable, name)
