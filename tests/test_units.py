@@ -268,3 +268,30 @@ def test_a_payload_digest_from_a_child_process_equals_the_one_in_place(tmp_path:
         assert small(fd, (3 << 20) - 10, "sha512") == digest.in_place(fd, (3 << 20) - 10, "sha512")
     finally:
         os.close(fd)
+
+
+def test_a_pulled_in_note_counts_only_inside_the_dnf_that_wrote_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from freight.host import config, pulledin
+
+    conf = tmp_path / "host.conf"
+    conf.write_text(f"[host]\nstorage = dir\nlock_file = {tmp_path}/run/freight-host.lock\n")
+    cfg = config.load(conf)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    ask = f"from freight.host import config, pulledin; print(pulledin.pulled_in(config.load({str(conf)!r}), 'webapp'))"
+
+    def child() -> str:  # a scriptlet's hook runs as a descendant of dnf: here, of this process
+        return subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True, env=env).stdout.strip()
+
+    assert child() == "False"  # no note
+    pulledin.record(cfg, ["webapp"])
+    assert child() == "True" and pulledin.pulled_in(cfg, "webapp") is False  # a process is not its own descendant
+    assert subprocess.run([sys.executable, "-c", ask.replace("'webapp'", "'other'")], capture_output=True, text=True, env=env).stdout.strip() == "False"
+    # a note left by another process (a dnf that was refused or killed) means nothing
+    note = json.loads(pulledin.path(cfg).read_text())
+    pulledin.path(cfg).write_text(json.dumps({**note, "start": (note["start"] or 0) + 1}))
+    assert child() == "False"
+    pulledin.clear(cfg)
+    assert not pulledin.path(cfg).exists()
