@@ -280,7 +280,7 @@ def test_a_pulled_in_note_counts_only_inside_the_dnf_that_wrote_it(tmp_path: Pat
     conf.write_text(f"[host]\nstorage = dir\nlock_file = {tmp_path}/run/freight-host.lock\n")
     cfg = config.load(conf)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    ask = f"from freight.host import config, pulledin; print(pulledin.pulled_in(config.load({str(conf)!r}), 'webapp'))"
+    ask = f"from pathlib import Path; from freight.host import config, pulledin; print(pulledin.pulled_in(config.load(Path({str(conf)!r})), 'webapp'))"
 
     def child() -> str:  # a scriptlet's hook runs as a descendant of dnf: here, of this process
         return subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True, env=env).stdout.strip()
