@@ -152,7 +152,7 @@ def memory(w: Workload) -> Row:
 def debian(w: Workload) -> Row:
     from bench import debianrepo
 
-    title = "8 build: Debian minbase"
+    title = "9 build: Debian minbase"
     why = debianrepo.available()
     if why:
         return not_yet("debian", title, "ratio <= 1.5", why)
