@@ -227,16 +227,16 @@ def recover(host: TestHost, command: str) -> list[str]:
 
 
 def assert_true_to_rpm(host: TestHost, shop: Shop, version: str | None, ran: list[str] | None = None) -> None:
-    listed = host.sh(f"rpm -q --qf '%{{VERSION}}-%{{RELEASE}}\\n' {PACKAGE} 2>/dev/null || true").split()
+    evrs = listed(host, "%{VERSION}-%{RELEASE}")
     info = json.loads(host.run(["freight", "list", "--json"]))
     if version is None:
-        assert listed == [] or "not installed" in " ".join(listed), listed
+        assert evrs == [], evrs
         assert_nothing_left(host, NAME)
         assert datasets(host, PARENT) == [PARENT]
         assert info["images"] == [] and info["instances"] == [], info
         return
     evr = shop.evrs[version]
-    assert listed == [evr], (listed, ran, info)
+    assert evrs == [evr], (evrs, ran, info)
     assert sh_status(host, f"rpm -V {PACKAGE}") == (0, "")
     [image] = info["images"]
     assert (image["version"], image["interrupted"], image["half_made"]) == (evr, None, False), image
@@ -265,8 +265,9 @@ HOOK_PHASES = {"pre-install", "post-install", "pre-uninstall", "post-uninstall"}
 ATTEMPTS = 3  # a kill point between two phases is a narrow window: dnf may pass it between two looks
 
 
-def listed(host: TestHost) -> list[str]:
-    out = host.sh(f"rpm -q --qf '%{{VERSION}}\\n' {PACKAGE} 2>/dev/null || true")
+def listed(host: TestHost, tag: str = "%{VERSION}") -> list[str]:
+    """What rpm's database lists of the container, as TAG writes each version."""
+    out = host.sh(f"rpm -q --qf '{tag}\\n' {PACKAGE} 2>/dev/null || true")
     return sorted(v for v in out.split() if v[0].isdigit())
 
 

@@ -38,6 +38,17 @@ def cached(root: Path, rpm: Path) -> list[Path]:
     return list((root / "var/cache/zypp/packages").rglob(rpm.name))
 
 
+def refused_download(root: Path, repo_file: str, signer: Signer, rpm: Path) -> str:
+    """With SIGNER trusted, the repository refreshes but zypper refuses to download RPM and keeps
+    nothing of it; what zypper said."""
+    trust(root, signer)
+    assert zypper(root, repo_file, "refresh").returncode == 0
+    proc = zypper(root, repo_file, "install", "--download-only", "container-webapp")
+    assert proc.returncode != 0
+    assert not cached(root, rpm)
+    return proc.stdout + proc.stderr
+
+
 def test_zypper_takes_the_key_from_repomd_xml_key_and_downloads_the_signed_container(
     signed_webapp: Path, signer: Signer, tmp_path: Path
 ) -> None:
@@ -94,15 +105,8 @@ def test_zypper_refuses_a_package_signed_by_another_key(
     rpm = tmp_path / built_webapp.name
     shutil.copy2(built_webapp, rpm)
     assert freight("sign", "--key", stranger.fingerprint, rpm, env=stranger.env).returncode == 0
-    repo_file = signed_repository(tmp_path / "repo", signer, rpm)
-    root = tmp_path / "root"
-    trust(root, signer)
-    assert zypper(root, repo_file, "refresh").returncode == 0
-    proc = zypper(root, repo_file, "install", "--download-only", "container-webapp")
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
+    out = refused_download(tmp_path / "root", signed_repository(tmp_path / "repo", signer, rpm), signer, rpm)
     assert "Signature verification failed" in out and "public key is not available" in out, out
-    assert not cached(root, rpm)
 
 
 def test_zypper_refuses_a_package_changed_after_publishing(signed_webapp: Path, signer: Signer, tmp_path: Path) -> None:
@@ -112,11 +116,5 @@ def test_zypper_refuses_a_package_changed_after_publishing(signed_webapp: Path, 
     data = bytearray(published.read_bytes())
     data[-100] ^= 0xFF  # in the payload: the size is unchanged, the digests are not
     published.write_bytes(bytes(data))
-    root = tmp_path / "root"
-    trust(root, signer)
-    assert zypper(root, repo_file, "refresh").returncode == 0
-    proc = zypper(root, repo_file, "install", "--download-only", "container-webapp")
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
+    out = refused_download(tmp_path / "root", repo_file, signer, signed_webapp)
     assert "Payload SHA256 digest: BAD" in out and "Signature verification failed [2-Signature does not verify]" in out, out
-    assert not cached(root, signed_webapp)

@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 
+from freight.common import procs
 from freight.host.config import HostConfig
 
 
@@ -28,7 +29,7 @@ def record(cfg: HostConfig, names: list[str]) -> None:
     target = path(cfg)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid()), "names": sorted(names)}))
+    tmp.write_text(json.dumps({"pid": os.getpid(), "start": procs.start_time(os.getpid()), "names": sorted(names)}))
     os.replace(tmp, target)
 
 
@@ -47,21 +48,11 @@ def pulled_in(cfg: HostConfig, name: str) -> bool:
     return _ancestors().get(int(data.get("pid", 0))) == data.get("start")
 
 
-def _start_time(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _ancestors() -> dict[int, int | None]:
     """This process's ancestors, each with its start time (to tell it from a later process of the same number)."""
     out: dict[int, int | None] = {}
-    pid = os.getppid()
-    while pid > 1 and pid not in out:
-        out[pid] = _start_time(pid)
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            break
+    pid: int | None = os.getppid()
+    while pid is not None and pid > 1 and pid not in out:
+        out[pid] = procs.start_time(pid)
+        pid = procs.parent(pid)
     return out

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from freight.common import log as flog
+from freight.common import procs
 from freight.common.errors import FreightError
 from freight.common.run import run, spawn
 from freight.testhost import cgroups, image
@@ -107,20 +108,8 @@ def boots_dir(cache: Path | None = None) -> Path:
     return (cache or image.cache_dir()) / "boots"
 
 
-def _start_time(pid: int | None) -> int | None:
-    """The kernel's start time of PID (to tell it from a later process with the same number), or None if gone."""
-    if not pid:
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else int(fields[19])
-
-
 def _alive(pid: int | None, start: int | None) -> bool:
-    return pid is not None and start is not None and _start_time(pid) == start
+    return pid is not None and start is not None and procs.start_time(pid) == start
 
 
 def _comm(pid: int) -> str | None:
@@ -131,15 +120,7 @@ def _comm(pid: int) -> str | None:
 
 
 def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    kids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return kids
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and procs.parent(int(e.name)) == pid]
 
 
 class TestHost:
@@ -190,7 +171,7 @@ class TestHost:
             raise TestHostError(f"a test host named {name} exists already (see `python -m freight.testhost list`)")
         workdir = boots / name
         state = State(
-            name=name, workdir=str(workdir), owner_pid=os.getpid(), owner_start=_start_time(os.getpid()),
+            name=name, workdir=str(workdir), owner_pid=os.getpid(), owner_start=procs.start_time(os.getpid()),
             detached=detached, binds=[{**asdict(b), "source": str(b.source)} for b in binds],
         )
         state.save(state_path)  # before anything exists, so a crash from here on is found by prune()
@@ -259,12 +240,12 @@ class TestHost:
             env = {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1", "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "1"}
             self._process = spawn(argv, env=env, output=console, preexec=in_child)
         nspawn = self._process.pid
-        self.state.nspawn_pid, self.state.nspawn_start = nspawn, _start_time(nspawn)
+        self.state.nspawn_pid, self.state.nspawn_start = nspawn, procs.start_time(nspawn)
         self.state.save(self.state_path)
         while True:
             for kid in _children(nspawn):
                 if _comm(kid) == "systemd":
-                    self.state.init_pid, self.state.init_start = kid, _start_time(kid)
+                    self.state.init_pid, self.state.init_start = kid, procs.start_time(kid)
                     self.state.save(self.state_path)
                     self.timings["init"] = time.monotonic() - start
                     return
