@@ -47,6 +47,11 @@ COMMANDS: dict[str, Command] = {
     "rollback": Command("host", "restart a machine on its image's previous snapshot", HOST_SIDE),
     "repair": Command("host", "put images a dead rpm transaction left back in step with rpm", HOST_SIDE),
     "instance": Command("host", "make and remove machines no package owns", HOST_SIDE),
+    "exec": Command("runtime", "run a command inside a running machine", HOST_SIDE),
+    "shell": Command("runtime", "an interactive shell in a running machine", HOST_SIDE),
+    "logs": Command("runtime", "a machine's output and freight's events for it", HOST_SIDE),
+    "tail": Command("runtime", "stream a file from inside a running machine", HOST_SIDE),
+    "set": Command("runtime", "change a machine's limits, live and for its next starts", HOST_SIDE),
 }
 
 

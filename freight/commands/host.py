@@ -207,6 +207,8 @@ def _status_text(info: dict[str, Any]) -> str:
         f"  settings:  {info['settings']}",
     ]
     lines += [f"  state:     {path} <- {where}" for path, where in info["state_paths"].items()]
+    lines.append(f"  slice:     {info['slice']}")
+    lines += [f"  limit:     {key}={limit['value']} ({limit['source']})" for key, limit in info["limits"].items()]
     return "\n".join(lines)
 
 

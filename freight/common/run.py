@@ -12,7 +12,7 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -110,3 +110,26 @@ def spawn(
         )
     except FileNotFoundError as exc:
         raise CommandError(args, 127, f"{args[0]}: command not found ({exc.strerror})") from None
+
+
+def lines(argv: Sequence[str | os.PathLike[str]]) -> Iterator[str]:
+    """The output of a long-running command, a line at a time as it comes (`journalctl -f`);
+    logged like `run()`. A non-zero exit after the output is a CommandError with its stderr.
+    The command is stopped when the caller stops reading."""
+    args = [os.fspath(a) for a in argv]
+    log.debug("$ %s |", shlex.join(args))
+    try:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, errors="surrogateescape", bufsize=1)
+    except FileNotFoundError as exc:
+        raise CommandError(args, 127, f"{args[0]}: command not found ({exc.strerror})") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        yield from proc.stdout
+        proc.wait()
+        if proc.returncode != 0:
+            raise CommandError(args, proc.returncode, proc.stderr.read())
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()

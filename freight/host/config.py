@@ -42,6 +42,7 @@ _LOCATIONS = {
     "protected_dir": "/etc/dnf/protected.d",  # dnf refuses to remove the packages named here
     "nspawn_dir": "/etc/systemd/nspawn",
     "units_dir": "/etc/systemd/system",
+    "runtime_units_dir": "/run/systemd/system",  # `freight set --runtime`: gone at the next boot
     "lock_file": "/run/lock/freight-host.lock",  # runtime only: an erase leaves no trace of it
 }
 _DEFAULTS = {
@@ -70,6 +71,7 @@ class HostConfig:
     protected_dir: Path
     nspawn_dir: Path
     units_dir: Path
+    runtime_units_dir: Path
     lock_file: Path
 
     @property

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from freight.common import log as flog
 from freight.common.errors import FreightError, UsageError
-from freight.host import images, instances, manage, pulledin, repair
+from freight.host import events, images, instances, manage, pulledin, repair, slices
 from freight.host.config import choose_storage
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
@@ -177,6 +177,7 @@ def post_install(host: Host, name: str, evr: str, count: int) -> None:
             else:
                 log.info("%s: the instance exists already: keeping it", name)
         _activate(host, name, run, fresh=not upgrade, undo=undo)
+    events.record(name, f"{'upgraded to' if upgrade else 'installed'} container-{name} {evr}")
 
 
 def _activate(host: Host, name: str, run: dict, fresh: bool, undo: Undo) -> None:
@@ -309,6 +310,10 @@ def post_uninstall(host: Host, name: str, evr: str, count: int) -> None:
 def prepare_start(host: Host, instance: str) -> None:
     """Just before a machine starts: move it onto its image's current snapshot and its overlay's installed version."""
     record = host.instance(instance)
+    if slices.drop_runtime(host.cfg, instance):
+        events.record(instance, "limits set with --runtime dropped at this start")
+        host.systemd.daemon_reload()
+    events.record(instance, "starting")
     image = host.registry.get(ImageRecord, record.image)
     if image is not None and image.txn is not None:
         repair.when_quiet(host, [record.image])  # not while rpm runs: that may be the marking transaction

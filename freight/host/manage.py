@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 
 from freight.common.errors import FreightError, UsageError
-from freight.host import instances, rpmdb
+from freight.host import events, instances, rpmdb
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.undo import Undo
@@ -135,6 +135,7 @@ def rollback(host: Host, name: str) -> RolledBack:
         host.registry.put(record)
     if running:
         host.systemd.start(name)  # prepare-start leaves a pinned instance where it is
+    events.record(name, f"rolled back from {before} to {older[-1]}")
     return RolledBack(name, record.image, before, older[-1], image.current, running)
 
 

@@ -7,8 +7,13 @@ everything about one machine in two generated files:
   working directory, user namespace, read-only root, state binds, network and
   ports (the unit runs nspawn with `--settings=override`, so these win);
 - `/etc/systemd/system/systemd-nspawn@INSTANCE.service.d/freight.conf` —
-  what only a unit can say: ordering (`after`), limits (MemoryMax, CPUWeight,
-  TasksMax), the mounts to wait for, and the start-time hook.
+  what only a unit can say: ordering (`after`), the machine's own slice, the
+  mounts to wait for, and the start-time hook;
+- `/etc/systemd/system/freight-INSTANCE.slice.d/10-manifest.conf` — the
+  manifest's limits (MemoryMax, CPUWeight, CPUQuota, TasksMax, IOWeight), on a
+  slice of the machine's own that holds its payload and every process
+  `freight exec` starts in it, so the limits bind them together. `freight set`
+  adds drop-ins of its own beside it (see freight.host.slices).
 
 Security defaults: a user namespace (`PrivateUsers=pick`) wherever the
 instance's filesystem can shift UIDs, no host path bound except declared state,
@@ -26,13 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from freight.common.errors import FreightError
 from freight.common.templates import render
 from freight.host.config import HostConfig
 from freight.host.undo import Undo
+from freight.model import limits as limit_words
 
 log = logging.getLogger("freight.host.nspawn")
 
 DROPIN_NAME = "freight.conf"
+SLICE_DROPIN_NAME = "10-manifest.conf"
+# A machine with `run: {idle: true}`: the host's catatonit, bound read-only into the machine,
+# runs as its PID 1 and only reaps (`-P`: no child of its own), so processes are exec'd into it later.
+IDLE_INIT_HOST = Path("/usr/bin/catatonit")
+IDLE_INIT = "/run/freight-init"
 
 
 def unit_name(instance: str) -> str:
@@ -45,6 +57,31 @@ def settings_path(cfg: HostConfig, instance: str) -> Path:
 
 def dropin_path(cfg: HostConfig, instance: str) -> Path:
     return cfg.units_dir / f"{unit_name(instance)}.d" / DROPIN_NAME
+
+
+def escape(word: str) -> str:
+    """WORD as one component of a unit name (`systemd-escape`): a '-' in a slice name means
+    "child of", so `web-app` is written `web\\x2dapp` and its slice stays under freight.slice."""
+    out = []
+    for i, ch in enumerate(word):
+        if ch.isascii() and (ch.isalnum() or ch in ":_" or (ch == "." and i > 0)):
+            out.append(ch)
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode()))
+    return "".join(out)
+
+
+def slice_name(instance: str) -> str:
+    """The machine's own slice, `freight-INSTANCE.slice` (under freight.slice)."""
+    return f"freight-{escape(instance)}.slice"
+
+
+def slice_dropin_dir(units_dir: Path, instance: str) -> Path:
+    return units_dir / f"{slice_name(instance)}.d"
+
+
+def slice_dropin_path(cfg: HostConfig, instance: str) -> Path:
+    return slice_dropin_dir(cfg.units_dir, instance) / SLICE_DROPIN_NAME
 
 
 def quote(word: str) -> str:
@@ -111,7 +148,8 @@ class Machine:
 
     def settings(self) -> str:
         run = self.run
-        command = run.get("command") or []
+        idle = bool(run.get("idle"))
+        command = [IDLE_INIT, "-P"] if idle else (run.get("command") or [])
         boot = bool(run.get("boot", not command))
         shift = self.private_users == "pick"
         binds = [
@@ -126,7 +164,8 @@ class Machine:
             boot=boot,
             parameters=command,
             environment={k: str(v) for k, v in run.get("environment", {}).items()},
-            user=run.get("user"),
+            user=None if idle else run.get("user"),  # the init reaps as root; execs default to the user
+            init_bind=f"{IDLE_INIT_HOST}:{IDLE_INIT}" if idle else None,
             working_directory=run.get("working_directory"),
             private_users=self.private_users,
             read_only=bool(run.get("read_only", False)),
@@ -136,7 +175,6 @@ class Machine:
         )
 
     def dropin(self, hook: str) -> str:
-        limits = self.run.get("limits", {})
         mounts = [str(self.root)] if self.root else []
         mounts += [str(host) for _, host in sorted(self.state.items())]
         return render(
@@ -148,14 +186,30 @@ class Machine:
             mounts=mounts,
             after=self.run.get("after", []),
             hook=hook,
-            limits={k: limits.get(k) for k in ("memory", "cpu_weight", "tasks")},
+            slice=slice_name(self.instance),
+        )
+
+    def slice_dropin(self) -> str:
+        """The manifest's limits on the machine's slice."""
+        return render(
+            "machine-slice.conf.j2",
+            instance=self.instance,
+            image=self.image,
+            evr=self.evr,
+            directives=limit_words.directives(limit_words.from_manifest(self.run.get("limits"))),
         )
 
 
 def install(cfg: HostConfig, machine: Machine, undo: Undo) -> None:
-    """Write both files (each whole or not at all); on a later failure, put back what was there."""
+    """Write the three files (each whole or not at all); on a later failure, put back what was there."""
+    if machine.run.get("idle") and not IDLE_INIT_HOST.exists():
+        raise FreightError(
+            f"{machine.instance} runs idle ('run: {{idle: true}}'), which needs {IDLE_INIT_HOST} on this host: "
+            "install the catatonit package"
+        )
     _write(settings_path(cfg, machine.instance), machine.settings(), undo)
     _write(dropin_path(cfg, machine.instance), machine.dropin(cfg.hook), undo)
+    _write(slice_dropin_path(cfg, machine.instance), machine.slice_dropin(), undo)
 
 
 def remove(cfg: HostConfig, instance: str) -> None:
@@ -166,6 +220,14 @@ def remove(cfg: HostConfig, instance: str) -> None:
         dropin.parent.rmdir()  # only if freight's was the last drop-in there
     except OSError:
         pass
+    # the slice's drop-ins are all freight's: the manifest's and what `freight set` wrote
+    for folder in (slice_dropin_dir(cfg.units_dir, instance), slice_dropin_dir(cfg.runtime_units_dir, instance)):
+        for path in folder.glob("*.conf"):
+            path.unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _write(path: Path, text: str, undo: Undo) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from freight.host import nspawn, repair, rpmdb
+from freight.host import nspawn, repair, rpmdb, slices
 from freight.host.context import Host
 from freight.host.registry import ImageRecord, InstanceRecord, StateRecord
 
@@ -71,6 +71,8 @@ def instance_info(host: Host, record: InstanceRecord, detail: bool = False) -> d
             "state_paths": {p: str(storage.state_dir(record.name, p)) for p in record.state},
             "settings": str(nspawn.settings_path(host.cfg, record.name)),
             "dropin": str(nspawn.dropin_path(host.cfg, record.name)),
+            "slice": nspawn.slice_name(record.name),
+            "limits": slices.in_force(host.cfg, record.name),
             "systemd": host.systemd.offline or "running",
         }
     return info

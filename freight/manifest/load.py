@@ -296,6 +296,8 @@ class _Checker:
         run = data.get("run", {})
         if run.get("boot") and run.get("command"):
             self.add(("run", "boot"), "'boot: true' and 'command' exclude each other: boot runs the container's init")
+        if run.get("idle") and (run.get("command") or run.get("boot")):
+            self.add(("run", "idle"), "'idle: true' runs no command and boots nothing: drop 'command' and 'boot'")
         if run.get("network") in (None, "host", "private") and run.get("ports"):
             self.add(("run", "ports"), "publishing ports needs a private network of its own: set network to 'veth' or 'zone:NAME'")
 

@@ -54,6 +54,10 @@ RUN_SCHEMA: dict[str, Any] = {
             minItems=1,
         ),
         "boot": _bool("true to boot an init system inside the container instead of running a command"),
+        "idle": _bool(
+            "true to run no command: a minimal init from the host (catatonit) only reaps, "
+            "and processes are started in the machine later with 'freight exec'"
+        ),
         "environment": {
             "type": "object",
             "description": "environment variables for the command, as NAME: value",
@@ -95,6 +99,8 @@ RUN_SCHEMA: dict[str, Any] = {
                 "memory": _str("a size such as 512M or 2G", MEMORY_RE),
                 "cpu_weight": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "a CPU weight from 1 to 10000"},
                 "tasks": {"type": "integer", "minimum": 1, "description": "the maximum number of tasks, at least 1"},
+                "cpu_quota": _str("a share of one CPU such as 50% or 150%", r"^[1-9][0-9]*%$"),
+                "io_weight": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "an I/O weight from 1 to 10000"},
             },
         },
         "after": _list(

@@ -45,13 +45,14 @@ APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/so
 # what freight itself imports or runs, so that every capability the
 # debian-host-provides package claims is really there (see
 # specs/host/debian-host-provides.spec). busybox-static makes tiny nested
-# container roots; iproute2 shows the addresses of nested machines.
+# container roots; iproute2 shows the addresses of nested machines; catatonit is
+# the init of a machine with no command (`run: {idle: true}`).
 PACKAGES = (
     "systemd", "systemd-sysv", "systemd-container", "dbus",
     "rpm", "dnf", "python3-dnf", "python3-rpm", "python3-pystemd",
     "python3-jinja2", "python3-yaml", "python3-jsonschema", "python3-rich",
     "createrepo-c", "python3-createrepo-c", "gnupg", "file",
-    "zfs-fuse", "curl", "iproute2", "busybox-static",
+    "zfs-fuse", "curl", "iproute2", "busybox-static", "catatonit",
 )
 
 
@@ -169,10 +170,20 @@ def _build(recipe: Recipe, cache: Path, final: Path) -> None:
     log.info("  debootstrap took %.0f s", time.monotonic() - start)
 
 
+KEEP_RECENT = 2 * 24 * 3600  # seconds: branches with other package lists share the cache
+
+
 def _prune(cache: Path, keep: Path) -> None:
-    """Remove the trees of older recipes: a stale image is 450 MB nobody will boot again."""
+    """Remove the trees of older recipes: a stale image is 450 MB nobody will boot again.
+
+    A tree built in the last two days stays: another checkout with another package list
+    (a branch that adds one) may be booting it, and would have to debootstrap it again."""
     for old in cache.glob("debian-*"):
-        if old != keep and old.is_dir():
+        try:
+            recent = time.time() - old.stat().st_mtime < KEEP_RECENT
+        except OSError:
+            continue
+        if old != keep and old.is_dir() and not recent:
             log.info("  removing the outdated test host root %s", old)
             shutil.rmtree(old, ignore_errors=True)
 
