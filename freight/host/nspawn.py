@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from freight.common.errors import FreightError
-from freight.common.templates import render
 from freight.host.config import HostConfig
 from freight.host.undo import Undo
 from freight.model import limits as limit_words
@@ -156,6 +155,8 @@ class Machine:
             f"{_bind_escape(str(host))}:{_bind_escape(path)}" + (":idmap" if shift else "")
             for path, host in sorted(self.state.items())
         ]
+        from freight.common.templates import render  # jinja2 only when writing: `freight exec` needs names only
+
         return render(
             "machine.nspawn.j2",
             q=quote,
@@ -175,6 +176,8 @@ class Machine:
         )
 
     def dropin(self, hook: str) -> str:
+        from freight.common.templates import render
+
         mounts = [str(self.root)] if self.root else []
         mounts += [str(host) for _, host in sorted(self.state.items())]
         return render(
@@ -191,6 +194,8 @@ class Machine:
 
     def slice_dropin(self) -> str:
         """The manifest's limits on the machine's slice."""
+        from freight.common.templates import render
+
         return render(
             "machine-slice.conf.j2",
             instance=self.instance,
