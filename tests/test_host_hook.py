@@ -91,7 +91,8 @@ def test_install_upgrade_restart_erase_purge(rpm_host: RpmHost, webapp_rpms: dic
     else:
         assert "PrivateUsers=pick" in text and f"Bind={state}:/srv/data:idmap" in text
     dropin = (cfg.units_dir / "systemd-nspawn@webapp.service.d/freight.conf").read_text()
-    assert f"ExecStartPre={cfg.hook} prepare-start webapp" in dropin and "MemoryMax=64M" in dropin
+    assert f"ExecStartPre={cfg.hook} prepare-start webapp" in dropin and "Slice=freight-webapp.slice" in dropin
+    assert "MemoryMax=64M" in (cfg.units_dir / "freight-webapp.slice.d/10-manifest.conf").read_text()
     assert (cfg.units_dir / "machines.target.wants/systemd-nspawn@webapp.service").is_symlink()  # autostart, offline
     assert "not reloading systemd: SYSTEMD_OFFLINE=1 is set" in log
 

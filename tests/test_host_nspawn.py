@@ -119,7 +119,10 @@ def test_the_dropin_carries_limits_ordering_and_the_start_hook(tmp_path: Path) -
     text = m.dropin("/usr/bin/freight-host-hook")
     conf = ini(text)
     assert conf["Service"]["ExecStartPre"] == "/usr/bin/freight-host-hook prepare-start web"
-    assert (conf["Service"]["MemoryMax"], conf["Service"]["CPUWeight"], conf["Service"]["TasksMax"]) == ("512M", "200", "64")
+    assert conf["Service"]["Slice"] == "freight-web.slice"  # the limits sit on the machine's own slice
+    assert "MemoryMax" not in conf["Service"]
+    limits = ini(m.slice_dropin())["Slice"]
+    assert (limits["MemoryMax"], limits["CPUWeight"], limits["TasksMax"]) == ("512M", "200", "64")
     assert lines(text, "After") == ["zfs-mount.service zfs-fuse.service", "systemd-nspawn@db.service", "systemd-nspawn@cache.service"]
     assert lines(text, "Wants") == ["systemd-nspawn@db.service", "systemd-nspawn@cache.service"]
     assert lines(text, "RequiresMountsFor") == [f"{tmp_path}/machines/web {tmp_path}/state/x"]
