@@ -292,3 +292,74 @@ def test_exec_and_tail_refuse_a_stopped_machine(machines: TestHost) -> None:
         assert code == 1 and "start it first with 'freight start idler'" in out, out
     finally:
         host.run(["freight", "start", "idler"])
+
+
+# --- cp -------------------------------------------------------------------------------------------
+
+
+def test_cp_both_ways_with_modes_times_and_owners(machines: TestHost) -> None:
+    host = machines
+    host.sh("rm -rf /var/tmp/src /var/tmp/back; mkdir -p /var/tmp/src/sub; echo hi > /var/tmp/src/a; echo deep > /var/tmp/src/sub/b; "
+            "chmod 600 /var/tmp/src/a; chown 1234:1234 /var/tmp/src/sub/b; touch -d '2020-01-02 03:04:05' /var/tmp/src/a")
+    ls = ["freight", "exec", "idler", "--", "ls", "-ln", "--full-time"]
+    # a file into a folder, a folder under a new name, with -a the owners kept
+    host.run(["freight", "cp", "/var/tmp/src/a", f"idler:{IDLE_STATE}/"])
+    host.run(["freight", "cp", "/var/tmp/src", f"idler:{IDLE_STATE}/tree"])
+    host.run(["freight", "cp", "-a", "/var/tmp/src", "idler:/tmp/kept"])
+    one = host.run([*ls, f"{IDLE_STATE}/a"]).split()
+    assert one[0] == "-rw-------" and one[2:4] == ["0", "0"] and "2020-01-02" in one, one
+    assert host.run([*ls, f"{IDLE_STATE}/tree/sub/b"]).split()[2:4] == ["0", "0"]  # the machine's root, without -a
+    assert host.run([*ls, "/tmp/kept/sub/b"]).split()[2:4] == ["1234", "1234"]
+    # on the host, the machine's root is the user namespace's first uid, not the host's root
+    outside = host.sh(f"stat -c %u /proc/{leader(host, 'idler')}/root{IDLE_STATE}/tree/sub/b").strip()
+    assert int(outside) >= 65536 or outside == "0", outside  # 0 on an idmapped mount's backing files
+    # out of the machine: a folder, and a tar stream
+    host.run(["freight", "cp", f"idler:{IDLE_STATE}/tree", "/var/tmp/back"])
+    assert host.run(["cat", "/var/tmp/back/sub/b"]) == "deep\n"
+    assert host.sh("stat -c '%a %u' /var/tmp/back/a").split() == ["600", "0"]
+    listing = host.sh("freight cp idler:/etc/passwd - | tar -tvf -")
+    assert listing.split()[0] == "-rw-r--r--" and listing.split()[-1] == "passwd", listing
+    host.sh("tar -C /var/tmp -cf - src | freight cp - idler:/tmp")
+    assert host.run(["freight", "exec", "idler", "--", "cat", "/tmp/src/sub/b"]) == "deep\n"
+    # into a stopped machine's state path
+    host.run(["freight", "stop", "idler"])
+    try:
+        host.run(["freight", "cp", "/var/tmp/src/a", f"idler:{IDLE_STATE}/while-stopped"])
+    finally:
+        host.run(["freight", "start", "idler"])
+    assert host.run(["freight", "exec", "idler", "--", "cat", f"{IDLE_STATE}/while-stopped"]) == "hi\n"
+
+
+def test_cp_refuses_the_read_only_image_and_bad_specs(machines: TestHost) -> None:
+    host = machines
+    code, out = freight_status(host, "cp", "/etc/hostname", "idler:/etc/")
+    assert code == 1 and out.strip() == f"error: idler:/etc/ is on the machine's read-only image; its writable paths are: {IDLE_STATE}, /tmp", out
+    code, out = freight_status(host, "cp", "/etc/hostname", "/var/tmp/x")
+    assert code == 2 and "one side of 'freight cp' must be NAME:PATH" in out, out
+    code, out = freight_status(host, "cp", "/etc/hostname", "idler:relative")
+    assert code == 2 and "must be absolute" in out, out
+    code, out = freight_status(host, "cp", "idler:/no/such", "/var/tmp/x")
+    assert code == 1 and "no such file or folder" in out, out
+
+
+# --- the bench figure -------------------------------------------------------------------------------
+
+
+def test_bench_exec_against_nsenter(machines: TestHost, capsys: pytest.CaptureFixture[str]) -> None:
+    """`freight exec NAME true` against its floor, `nsenter -t LEADER -a true`: medians of 15 runs
+    inside the host (`true` is busybox sh's: demo-base has no true applet)."""
+    host = machines
+    script = (
+        "t() { s=$(date +%s%N); \"$@\" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }; "
+        f"L={leader(host, 'idler')}; "
+        "for i in $(seq 15); do echo exec $(t freight exec idler -- sh -c true); done; "
+        "for i in $(seq 15); do echo nsenter $(t nsenter -t $L -a -r /bin/sh -c true); done"
+    )
+    times: dict[str, list[int]] = {"exec": [], "nsenter": []}
+    for line in host.sh(script).splitlines():
+        kind, usec = line.split()
+        times[kind].append(int(usec))
+    median = {k: sorted(v)[len(v) // 2] / 1e6 for k, v in times.items()}
+    with capsys.disabled():
+        print(f"\nbench: freight exec idler true {median['exec']:.3f} s, nsenter -t LEADER -a true {median['nsenter']:.3f} s (medians of 15)")
+    assert median["exec"] < 2.0, median

@@ -194,3 +194,19 @@ def test_log_entries_name_their_source() -> None:
     argv = logs.journalctl("web-app", True, 5, "1 h ago")
     assert "_SYSTEMD_SLICE=freight-web\\x2dapp.slice" in argv and "FREIGHT_MACHINE=web-app" in argv
     assert argv[-5:] == ["--follow", "--lines", "5", "--since", "1 h ago"]
+
+
+def test_cp_specs() -> None:
+    from freight.runtime import copy
+
+    assert copy.parse_spec("web:/etc/x") == copy.Spec("web", "/etc/x")
+    assert copy.parse_spec("-").stream
+    assert copy.parse_spec("./a:b") == copy.Spec(None, "./a:b")  # a host path with a ':'
+    assert copy.parse_spec("/a:b") == copy.Spec(None, "/a:b")
+    with pytest.raises(UsageError, match="must be absolute"):
+        copy.parse_spec("web:etc")
+    with pytest.raises(UsageError, match="one side of 'freight cp' must be NAME:PATH"):
+        copy.parse_pair("a", "b")
+    with pytest.raises(UsageError, match="one side"):
+        copy.parse_pair("web:/a", "db:/b")
+    assert copy.top_name("/a/b/") == "b" and copy.top_name("/") == "."

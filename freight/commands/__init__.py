@@ -49,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "instance": Command("host", "make and remove machines no package owns", HOST_SIDE),
     "exec": Command("runtime", "run a command inside a running machine", HOST_SIDE),
     "shell": Command("runtime", "an interactive shell in a running machine", HOST_SIDE),
+    "cp": Command("runtime", "copy files into or out of a machine", HOST_SIDE),
     "logs": Command("runtime", "a machine's output and freight's events for it", HOST_SIDE),
     "tail": Command("runtime", "stream a file from inside a running machine", HOST_SIDE),
     "set": Command("runtime", "change a machine's limits, live and for its next starts", HOST_SIDE),

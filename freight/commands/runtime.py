@@ -1,4 +1,4 @@
-"""Commands on running machines: `freight exec`, `shell`, `logs`, `tail`, `set NAME KEY=VALUE...`.
+"""Commands on running machines: `freight exec`, `shell`, `cp`, `logs`, `tail`, `set NAME KEY=VALUE...`.
 
 They act through the host's systemd and machined (freight.runtime) and need
 nothing inside the machine; like the other host commands they import the
@@ -59,6 +59,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("name", metavar="NAME")
     p.add_argument("path", metavar="PATH", help="an absolute path inside the machine")
     p.set_defaults(func=_tail)
+
+    p = add(sub, "cp", common, description=(
+        "Copy files and folders into or out of a machine: one side NAME:PATH, the other a host path or '-' "
+        "(a tar stream on stdin or stdout). Modes and times are kept; owners are the machine's root (into it) "
+        "or yours (out of it) unless -a. Paths and symlinks inside the machine are resolved inside it. Into "
+        "a running or a stopped machine; out of a running one."))
+    p.add_argument("-a", "--archive", action="store_true", help="keep the numeric owners (as the machine's user namespace shows them)")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dest", metavar="DEST")
+    p.set_defaults(func=_cp)
 
     p = add(sub, "set", common, description=(
         "Change the limits of a machine at once and for its next starts: memory=SIZE (512M, 2G, infinity), "
@@ -141,4 +151,18 @@ def _set(args: argparse.Namespace) -> int:
     said = " ".join(f"{k}={v}" for k, v in values.items())
     events.record(args.name, f"limits changed{' until the next start' if args.runtime else ''}: {said}")
     flog.step("%s: %s (%s)", args.name, said, path)
+    return 0
+
+
+def _cp(args: argparse.Namespace) -> int:
+    from freight.runtime import copy, machines
+
+    src, dest = copy.parse_pair(args.src, args.dest)
+    name = src.machine or dest.machine
+    assert name is not None
+    host = _host()
+    target = machines.find(host, name)
+    if src.machine is not None and not target.leader:
+        target = machines.running(host, name, "copy out of")  # a stopped machine's state may sit in datasets: refuse
+    copy.copy(target, src, dest, args.archive)
     return 0
