@@ -121,6 +121,14 @@ def test_exec_processes_are_units_of_the_slice_bound_to_the_machine(machines: Te
     wait_for("the exec unit gone", lambda: not exec_units(host))
 
 
+def test_stdin_passes_only_with_i(machines: TestHost) -> None:
+    host = machines
+    assert host.sh("printf 'line one\\nline two\\n' | freight exec -i idler -- cat") == "line one\nline two\n"
+    assert host.sh("echo unseen | freight exec idler -- cat") == ""  # without -i: /dev/null
+    assert host.sh("freight exec idler -- sh -c 'echo out; echo err >&2' 2>/var/tmp/err") == "out\n"
+    assert host.run(["cat", "/var/tmp/err"]) == "err\n"
+
+
 def test_five_parallel_execs_keep_their_own_exit_status(machines: TestHost) -> None:
     host = machines
     start = time.monotonic()
@@ -363,3 +371,12 @@ def test_bench_exec_against_nsenter(machines: TestHost, capsys: pytest.CaptureFi
     with capsys.disabled():
         print(f"\nbench: freight exec idler true {median['exec']:.3f} s, nsenter -t LEADER -a true {median['nsenter']:.3f} s (medians of 15)")
     assert median["exec"] < 2.0, median
+
+
+def test_shell_is_an_interactive_pty_with_the_users_shell(machines: TestHost) -> None:
+    host = machines
+    host.write_text("/var/tmp/shell.sh", "printf 'echo shell-$((6*7))\\nexit 5\\n' | freight shell idler\necho rc=$?\n")
+    out = host.sh("script -qec 'sh /var/tmp/shell.sh' /dev/null </dev/null")
+    assert "shell-42" in out and "rc=5" in out, out
+    code, out = freight_status(host, "shell", "-u", "nobody-here", "idler")
+    assert code == 2 and "nobody-here: no such user" in out, out
