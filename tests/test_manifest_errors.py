@@ -64,6 +64,9 @@ CASES = [
     ("base-version-without-base", GOOD + "base_version: '>= 1.0'\n", "missing required key 'base' (the name of the container this one derives from"),
     ("bad-base-version", GOOD + "base: web\nbase_version: 'newest'\n", "base_version: expected a version constraint"),
     ("derivative-packages-without-repos", "name: site\nversion: '1'\nsummary: s\nlicense: MIT\nbase: webapp\npackages: [x]\n", "missing required key 'repos'"),
+    ("idle-and-command", GOOD + "run:\n  idle: true\n  command: [/bin/sh]\n", "run.idle: 'idle: true' runs no command and boots nothing"),
+    ("cpu-quota", GOOD + "run:\n  limits:\n    cpu_quota: '150'\n", "run.limits.cpu_quota: expected a share of one CPU such as 50% or 150%"),
+    ("io-weight", GOOD + "run:\n  limits:\n    io_weight: 0\n", "run.limits.io_weight"),
     ("ports-without-network", GOOD + "run:\n  ports: ['8080:80']\n", "run.ports: publishing ports needs a private network"),
 ]
 
