@@ -97,7 +97,7 @@ def test_base_and_derivative_instances(rpm_host: RpmHost, webapp_rpms: dict[str,
     settings = (cfg.nspawn_dir / "webapp-prod.nspawn").read_text()
     assert "/usr/bin/httpd" in settings and "MODE=prod" in settings
     assert f"{state}/webapp-prod/srv-data:/srv/data" in settings and f"{state}/webapp-prod/var-lib-prod:/var/lib/prod" in settings
-    assert "MemoryMax=64M" in (cfg.units_dir / "systemd-nspawn@webapp-prod.service.d/freight.conf").read_text()
+    assert "MemoryMax=64M" in (cfg.units_dir / "freight-webapp\\x2dprod.slice.d/10-manifest.conf").read_text()  # on its slice
     assert "MODE=prod" not in (cfg.nspawn_dir / "webapp.nspawn").read_text()
     assert (state / "webapp-prod/srv-data/seed.txt").read_text() == "seeded by the image\n"
     # rpm refuses to remove the base because of the derivative's Requires (dnf's refusal is its plugin's: test_host_derivatives_e2e)
