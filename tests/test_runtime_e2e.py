@@ -273,6 +273,9 @@ def test_set_memory_live_survives_reload_and_restart(machines: TestHost) -> None
     before = host.run(["cat", "/etc/systemd/system/freight-idler.slice.d/50-set.conf"])
     code, out = freight_status(host, "set", "idler", "memory=64M", "cpu_quota=lots")
     assert code == 2 and out.strip() == "error: cpu_quota=lots: expected a share of one CPU such as 50% or 150% (at least 1%), or infinity", out
+    code, out = freight_status(host, "set", "idler", "memory=99999999999T")  # parses, but overflows: systemd says no
+    assert code == 2 and out.strip().startswith("error: systemd refused memory=99999999999T (nothing changed"), out
+    assert slice_property(host, "MemoryMax") == 100 * 2**20
     code, out = freight_status(host, "set", "idler", "swap=1G")
     assert code == 2 and "swap: not a limit freight sets" in out, out
     assert host.run(["cat", "/etc/systemd/system/freight-idler.slice.d/50-set.conf"]) == before

@@ -55,6 +55,14 @@ def test_limits_are_all_checked_before_any_is_used() -> None:
     assert limits.parse_assignments(["memory=1G", "memory=2G"]) == {"memory": "2G"}
 
 
+def test_limits_as_the_slice_shows_them_over_dbus() -> None:
+    assert limits.LIMITS["memory"].as_dbus("512M") == 512 << 20
+    assert limits.LIMITS["memory"].as_dbus("1000") == 1000
+    assert limits.LIMITS["memory"].as_dbus("infinity") == 2**64 - 1
+    assert limits.LIMITS["cpu_quota"].as_dbus("150%") == 1_500_000
+    assert limits.LIMITS["tasks"].as_dbus("64") == 64
+
+
 def test_limit_directives_round_trip() -> None:
     values = {"io_weight": "10", "memory": "1G", "cpu_quota": "50%"}
     lines = limits.directives(values)
@@ -107,8 +115,10 @@ def test_limits_in_force_say_where_each_comes_from(tmp_path: Path) -> None:
     path = nspawn.slice_dropin_path(cfg, "web")
     path.parent.mkdir(parents=True)
     path.write_text("[Slice]\nMemoryMax=512M\nCPUWeight=100\n")
-    slices.write_set(cfg, "web", {"memory": "256M"}, runtime=False)
-    slices.write_set(cfg, "web", {"tasks": "10"}, runtime=False)  # merged with what set said before
+    path, before = slices.write_set(cfg, "web", {"memory": "256M"}, runtime=False)
+    assert before is None
+    _, before = slices.write_set(cfg, "web", {"tasks": "10"}, runtime=False)  # merged with what set said before
+    assert "MemoryMax=256M" in (before or "")
     slices.write_set(cfg, "web", {"memory": "128M"}, runtime=True)
     assert slices.in_force(cfg, "web") == {
         "memory": {"value": "128M", "source": "set --runtime"},

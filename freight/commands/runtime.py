@@ -139,15 +139,19 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> int:
-    from freight.host import events, slices
+    from freight.common.errors import UsageError
+    from freight.host import events, nspawn, slices
     from freight.model import limits
 
     values = limits.parse_assignments(args.limits)  # every one checked before anything changes
     host = _host()
     host.instance(args.name)
     with host.locked():
-        path = slices.write_set(host.cfg, args.name, values, args.runtime)
-        host.systemd.daemon_reload()
+        path, before = slices.write_set(host.cfg, args.name, values, args.runtime)
+        if host.systemd.daemon_reload() and (bad := slices.refused(args.name, values)):
+            slices.put_back(path, before)
+            host.systemd.daemon_reload()
+            raise UsageError(f"systemd refused {' '.join(bad)} (nothing changed; see journalctl -b -u {nspawn.slice_name(args.name)})")
     said = " ".join(f"{k}={v}" for k, v in values.items())
     events.record(args.name, f"limits changed{' until the next start' if args.runtime else ''}: {said}")
     flog.step("%s: %s (%s)", args.name, said, path)

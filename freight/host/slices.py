@@ -61,15 +61,40 @@ def in_force(cfg: HostConfig, instance: str) -> dict[str, dict[str, str]]:
     return {key: out[key] for key in limits.LIMITS if key in out}
 
 
-def write_set(cfg: HostConfig, instance: str, values: dict[str, str], runtime: bool) -> Path:
-    """VALUES over what `freight set` (or `--runtime`) said before; the drop-in written."""
+def write_set(cfg: HostConfig, instance: str, values: dict[str, str], runtime: bool) -> tuple[Path, str | None]:
+    """VALUES over what `freight set` (or `--runtime`) said before; the drop-in written and
+    what it said before (None: there was none), to put back if systemd refuses the new one."""
     source = sources(cfg, instance)[2 if runtime else 1]
+    try:
+        before: str | None = source.path.read_text()
+    except FileNotFoundError:
+        before = None
     merged = _read(source.path) | values
     source.path.parent.mkdir(parents=True, exist_ok=True)
     until = "until the machine's next start" if runtime else "kept across restarts and upgrades"
     write_atomic(source.path, f"# Written by 'freight {source.label}' ({until}); do not edit.\n[Slice]\n"
                  + "".join(f"{line}\n" for line in limits.directives(merged)))
-    return source.path
+    return source.path, before
+
+
+def put_back(path: Path, before: str | None) -> None:
+    """Undo write_set."""
+    if before is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_atomic(path, before)
+
+
+def refused(instance: str, values: dict[str, str]) -> list[str]:
+    """The KEY=VALUE of VALUES the running systemd did not take (read back over D-Bus from the slice)."""
+    from pystemd.systemd1 import Unit
+
+    with Unit(nspawn.slice_name(instance).encode()) as unit:
+        return [
+            f"{key}={value}"
+            for key, value in values.items()
+            if int(getattr(unit.Slice, limits.LIMITS[key].dbus)) != limits.LIMITS[key].as_dbus(value)
+        ]
 
 
 def drop_runtime(cfg: HostConfig, instance: str) -> bool:

@@ -18,6 +18,10 @@ MEMORY_RE = re.compile(r"^[0-9]+[KMGT]?$")
 PERCENT_RE = re.compile(r"^[0-9]+%$")
 
 
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+INFINITY = 2**64 - 1  # what systemd's D-Bus properties say for "no limit"
+
+
 @dataclass(frozen=True)
 class Limit:
     """One limit: its manifest key, the slice property that carries it, and what a value must be."""
@@ -25,6 +29,17 @@ class Limit:
     key: str
     directive: str  # the unit-file directive, as written in a drop-in
     expects: str  # what a value must look like, for error messages
+    dbus: str  # the slice's D-Bus property that shows it in force
+
+    def as_dbus(self, value: str) -> int:
+        """VALUE (as `parse` gives it) as the slice's D-Bus property says it once systemd took it."""
+        if value == "infinity":
+            return INFINITY
+        if self.key == "memory":
+            return int(value.rstrip("KMGT")) * UNITS[value[-1] if value[-1] in UNITS else ""]
+        if self.key == "cpu_quota":
+            return int(value[:-1]) * 10_000  # CPUQuotaPerSecUSec: 100% is one second of CPU a second
+        return int(value)
 
     def parse(self, value: str | int) -> str:
         """VALUE as the directive takes it; UsageError naming the key when it does not parse."""
@@ -46,11 +61,11 @@ class Limit:
 LIMITS: dict[str, Limit] = {
     limit.key: limit
     for limit in (
-        Limit("memory", "MemoryMax", "a size such as 512M or 2G (K, M, G, T), or infinity"),
-        Limit("cpu_weight", "CPUWeight", "a CPU weight from 1 to 10000"),
-        Limit("cpu_quota", "CPUQuota", "a share of one CPU such as 50% or 150% (at least 1%), or infinity"),
-        Limit("tasks", "TasksMax", "a number of tasks, at least 1, or infinity"),
-        Limit("io_weight", "IOWeight", "an I/O weight from 1 to 10000"),
+        Limit("memory", "MemoryMax", "a size such as 512M or 2G (K, M, G, T), or infinity", "MemoryMax"),
+        Limit("cpu_weight", "CPUWeight", "a CPU weight from 1 to 10000", "CPUWeight"),
+        Limit("cpu_quota", "CPUQuota", "a share of one CPU such as 50% or 150% (at least 1%), or infinity", "CPUQuotaPerSecUSec"),
+        Limit("tasks", "TasksMax", "a number of tasks, at least 1, or infinity", "TasksMax"),
+        Limit("io_weight", "IOWeight", "an I/O weight from 1 to 10000", "IOWeight"),
     )
 }
 
