@@ -28,6 +28,7 @@ from typing import Any
 from freight.common.errors import FreightError, UsageError
 from freight.host import nspawn
 from freight.runtime import rootfs, terminal, users
+from freight.runtime.bus import SERVICE, UNIT, Bus
 from freight.runtime.machines import Target
 
 log = logging.getLogger("freight.runtime.execute")
@@ -97,34 +98,17 @@ def command_line(target: Target, req: Request) -> tuple[list[str], dict[str, str
     return argv, env
 
 
-# Transient-unit properties systemd takes that pystemd 0.10's table of D-Bus signatures lacks.
-EXTRA_SIGNATURES = {b"PIDs": b"au", b"AddRef": b"b"}
-
-
-def _signatures() -> None:
-    from pystemd.systemd1 import unit_signatures
-
-    for name, signature in EXTRA_SIGNATURES.items():
-        unit_signatures.KNOWN_UNIT_SIGNATURES.setdefault(name, signature)
-
-
 def run(target: Target, req: Request) -> int:
     """Run REQ in TARGET and wait for it; its exit status (128+N for a signal N)."""
     argv, env = command_line(target, req)
-    _signatures()
-    from pystemd.dbuslib import DBus
-    from pystemd.dbusexc import DBusBaseError
-    from pystemd.systemd1 import Manager, Unit
-
     tag = f"{nspawn.escape(target.name)}-{uuid.uuid4().hex[:12]}"
     service, scope = f"freight-exec-{tag}.service", f"freight-exec-{tag}-client.scope"
     machine_unit = nspawn.unit_name(target.name)
     with ExitStack() as stack:
-        bus = stack.enter_context(DBus())
-        manager = stack.enter_context(Manager(bus=bus))
+        bus = stack.enter_context(Bus())
         try:
             # freight exec's own scope: its end (however it comes) stops what it started
-            manager.Manager.StartTransientUnit(scope.encode(), b"fail", {
+            bus.start_transient(scope, {
                 b"Description": f"freight exec in {target.name} (the caller)".encode(),
                 b"PIDs": [os.getpid()],
                 b"CollectMode": b"inactive-or-failed",
@@ -139,7 +123,7 @@ def run(target: Target, req: Request) -> int:
                 if req.interactive:
                     stdio[b"StandardInputFileDescriptor"] = 0
             bound = [machine_unit.encode(), scope.encode()]
-            manager.Manager.StartTransientUnit(service.encode(), b"fail", {
+            bus.start_transient(service, {
                 b"Description": f"freight exec in {target.name}: {' '.join(req.argv)}"[:200].encode(),
                 b"ExecStart": [(argv[0].encode(), [a.encode() for a in argv], False)],
                 b"Environment": [f"{k}={v}".encode() for k, v in env.items()],
@@ -151,18 +135,17 @@ def run(target: Target, req: Request) -> int:
                 b"SendSIGHUP": True,
                 **stdio,
             })
-        except DBusBaseError as exc:
+        except FreightError as exc:
             raise FreightError(f"systemd refused to start the process in {target.name}: {exc}") from None
-        unit = stack.enter_context(Unit(service.encode(), bus=bus))
-        return _wait(unit, manager, service, pty, req.interactive)
+        return _wait(bus, service, pty, req.interactive)
 
 
-def _wait(unit: Any, manager: Any, service: str, pty: terminal.Pty | None, interactive: bool) -> int:
+def _wait(bus: Bus, service: str, pty: terminal.Pty | None, interactive: bool) -> int:
     """Until the unit's process has ended: signals passed on, a pty forwarded; its exit status."""
     def forward(signum: int, _frame: Any) -> None:
         try:
-            manager.Manager.KillUnit(service.encode(), b"all", signum)  # nsenter passes nothing on to its child
-        except Exception as exc:  # the unit may be gone already
+            bus.kill(service, "all", signum)  # nsenter passes nothing on to its child
+        except FreightError as exc:  # the unit may be gone already
             log.debug("KillUnit %s: %s", service, exc)
 
     old = {s: signal.signal(s, forward) for s in FORWARDED}
@@ -172,9 +155,9 @@ def _wait(unit: Any, manager: Any, service: str, pty: terminal.Pty | None, inter
             if pty is not None:
                 stack.enter_context(pty.forwarding(interactive))
             while True:
-                if _ended(unit):
+                if _ended(bus, service):
                     break
-                if pidfd < 0 and (pid := int(unit.Service.MainPID)):
+                if pidfd < 0 and (pid := int(bus.unit_property(service, SERVICE, b"MainPID", b"u"))):
                     try:
                         pidfd = os.pidfd_open(pid)
                     except ProcessLookupError:
@@ -198,16 +181,18 @@ def _wait(unit: Any, manager: Any, service: str, pty: terminal.Pty | None, inter
             os.close(pidfd)
         for s, handler in old.items():
             signal.signal(s, handler)
-    return _status(unit)
+    return _status(bus, service)
 
 
-def _ended(unit: Any) -> bool:
-    job_id = unit.Unit.Job[0]
-    return job_id == 0 and unit.Unit.ActiveState in (b"inactive", b"failed")
+def _ended(bus: Bus, service: str) -> bool:
+    job_id = bus.unit_property(service, UNIT, b"Job", b"(uo)")[0]
+    return job_id == 0 and bus.unit_property(service, UNIT, b"ActiveState", b"s") in (b"inactive", b"failed")
 
 
-def _status(unit: Any) -> int:
-    code, status = int(unit.Service.ExecMainCode), int(unit.Service.ExecMainStatus)
+def _status(bus: Bus, service: str) -> int:
+    code = int(bus.unit_property(service, SERVICE, b"ExecMainCode", b"i"))
+    status = int(bus.unit_property(service, SERVICE, b"ExecMainStatus", b"i"))
     if code == 0:  # it never ran (nsenter missing, the machine gone)
-        raise FreightError(f"the process did not start: {unit.Service.Result.decode()}; see journalctl -u {unit.Unit.Id.decode()}")
+        result = bus.unit_property(service, SERVICE, b"Result", b"s").decode()
+        raise FreightError(f"the process did not start: {result}; see journalctl -u {service}")
     return status if code == CLD_EXITED else 128 + status

@@ -36,8 +36,12 @@ class Target:
 def find(host: Host, name: str) -> Target:
     """NAME, running or not (an unknown name is one clear error)."""
     record = host.instance(name)
-    machine = host.systemd.machine(name)
-    leader = machine.leader if machine is not None and machine.state == "running" else 0
+    leader = 0
+    if not host.systemd.offline:
+        from freight.runtime.bus import Bus
+
+        with Bus() as bus:
+            leader = bus.leader(name)
     return Target(host, record, instances.run_of(host, record.image, record.overlay), leader)
 
 
