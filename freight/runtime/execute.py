@@ -20,7 +20,6 @@ import logging
 import os
 import select
 import signal
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,7 +100,7 @@ def command_line(target: Target, req: Request) -> tuple[list[str], dict[str, str
 def run(target: Target, req: Request) -> int:
     """Run REQ in TARGET and wait for it; its exit status (128+N for a signal N)."""
     argv, env = command_line(target, req)
-    tag = f"{nspawn.escape(target.name)}-{uuid.uuid4().hex[:12]}"
+    tag = f"{nspawn.escape(target.name)}-{os.urandom(6).hex()}"
     service, scope = f"freight-exec-{tag}.service", f"freight-exec-{tag}-client.scope"
     machine_unit = nspawn.unit_name(target.name)
     with ExitStack() as stack:
