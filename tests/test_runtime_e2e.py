@@ -160,9 +160,10 @@ def test_exec_exit_statuses_and_bad_input(machines: TestHost) -> None:
 
 def test_a_pty_with_the_terminals_size(machines: TestHost) -> None:
     host = machines
-    host.write_text("/var/tmp/pty.sh", "stty cols 91 rows 33\nfreight exec -t idler -- sh -c '[ -t 0 ] && [ -t 1 ] && echo both-tty; stty size; exit 3'\necho rc=$?\n")
+    host.write_text("/var/tmp/pty.sh", "stty cols 91 rows 33\nfreight exec -t idler -- sh -c '[ -t 0 ] && [ -t 1 ] && echo both-tty; tty; stty size; exit 3'\necho rc=$?\n")
     out = host.sh("script -qec 'sh /var/tmp/pty.sh' /dev/null </dev/null")
     assert "both-tty" in out and "33 91" in out and "rc=3" in out, out
+    assert re.search(r"^/dev/pts/[0-9]+\r?$", out, re.M), out  # one of the machine's own ptys
 
 
 @pytest.mark.parametrize("sig", ["TERM", "KILL"])

@@ -71,6 +71,22 @@ class Bus:
 
         return self.dbus.get_property(SYSTEMD, path_encode(b"/org/freedesktop/systemd1/unit", unit.encode()), iface, name, rtype)
 
+    def open_pty(self, machine: str) -> tuple[int, str]:
+        """A new pty in MACHINE's own /dev/pts (machined's OpenMachinePTY): our copy of its master
+        (taken while the reply that carries it lives) and the follower's path inside the machine."""
+        import os
+
+        from pystemd.dbuslib import apply_signature
+        from pystemd.dbusexc import DBusBaseError
+
+        try:
+            reply = self.dbus.call_method(MACHINED, MACHINED_PATH, b"org.freedesktop.machine1.Manager", b"OpenMachinePTY",
+                                          apply_signature(b"s", [machine.encode()]))
+        except DBusBaseError as exc:
+            raise FreightError(f"machined cannot open a pty in {machine}: {exc.args[0] if exc.args else exc}") from None
+        fd, path = reply.body
+        return os.dup(fd), path.decode()
+
     def leader(self, machine: str) -> int:
         """The running machine's PID 1 on the host, from machined; 0 when it is not registered or not running."""
         from pystemd.dbuslib import apply_signature

@@ -112,7 +112,7 @@ def run(target: Target, req: Request) -> int:
                 b"PIDs": [os.getpid()],
                 b"CollectMode": b"inactive-or-failed",
             })
-            pty = terminal.Pty.open() if req.tty else None
+            pty = terminal.Pty.open(bus, target.name, target.leader) if req.tty else None
             if pty is not None:
                 stack.callback(pty.close)
                 stdio: dict[bytes, Any] = {b"StandardInput": b"tty", b"StandardOutput": b"tty",

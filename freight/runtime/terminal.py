@@ -1,10 +1,10 @@
 """`freight exec -t`: a pty for the process, its size the terminal's, forwarded both ways.
 
-The pty is opened on the host and handed to systemd as the unit's TTYPath:
-systemd makes it the process's controlling terminal (isatty() holds; its
-name is the host's, which the machine's /dev/pts does not list: machined's
-OpenMachinePTY would open one there, but pystemd 0.10 closes the descriptor
-its reply carries before it can be used), so when freight exec ends the pty's master is closed and the
+The pty is one of the machine's own: machined's OpenMachinePTY opens it in
+the machine's /dev/pts (so `tty` and whatever looks up its terminal's name
+work inside), and it is handed to the host's systemd as the unit's TTYPath
+through the machine's root. systemd makes it the process's controlling
+terminal, so when freight exec ends the pty's master is closed and the
 kernel hangs the process up, as for a closed ssh session.
 """
 
@@ -19,7 +19,10 @@ import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from freight.runtime.bus import Bus
 
 CHUNK = 65536
 
@@ -27,29 +30,26 @@ CHUNK = 65536
 @dataclass
 class Pty:
     master: int
-    path: str
-    follower: int
+    path: str  # the follower, as the host's systemd opens it
     open_fds: list[int] = field(default_factory=list)  # what select watches: master, and stdin with -i
 
     @classmethod
-    def open(cls) -> Pty:
-        master, follower = os.openpty()
-        pty = cls(master, os.ttyname(follower), follower)
+    def open(cls, bus: Bus, machine: str, leader: int) -> Pty:
+        """A new pty of MACHINE, whose PID 1 on the host is LEADER."""
+        master, inside = bus.open_pty(machine)
+        pty = cls(master, f"/proc/{leader}/root{inside}")
         copy_size(pty.master)
         return pty
 
     def close(self) -> None:
-        for fd in (self.master, self.follower):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
 
     @contextmanager
     def forwarding(self, interactive: bool) -> Iterator[None]:
         """While the process runs: our terminal in raw mode (with -i), its size followed."""
-        os.close(self.follower)  # systemd opened its own: ours would keep the pty from hanging up
-        self.follower = -1
         self.open_fds = [self.master] + ([sys.stdin.fileno()] if interactive else [])
         saved = None
         if interactive and os.isatty(sys.stdin.fileno()):
