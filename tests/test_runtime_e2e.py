@@ -144,6 +144,8 @@ def test_five_parallel_execs_keep_their_own_exit_status(machines: TestHost) -> N
 def test_exec_exit_statuses_and_bad_input(machines: TestHost) -> None:
     host = machines
     assert freight_status(host, "exec", "idler", "--", "sh", "-c", "'exit 42'")[0] == 42
+    assert freight_status(host, "exec", "idler", "--", "sh", "-c", "'kill -TERM $$'")[0] == 143  # 128 + SIGTERM
+    assert host.run(["freight", "exec", "-e", "X=1", "idler", "--", "sh", "-c", "echo $X ${X}y $$x"]).split()[:2] == ["1", "1y"]
     code, out = freight_status(host, "exec", "idler", "--", "no-such-command")
     assert code == 127 and out.strip() == "error: no-such-command: no such command in idler (PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)", out
     code, out = freight_status(host, "exec", "idler", "--", "/etc/passwd")

@@ -189,6 +189,10 @@ def test_users_come_from_the_machines_passwd(root: Path) -> None:
     assert users.lookup(root, "root").shell == "/bin/sh"  # no passwd at all: root, with /bin/sh
 
 
+def test_exec_words_reach_the_command_unexpanded() -> None:
+    assert execute.no_expansion("kill -TERM $$; echo ${HOME} $X") == "kill -TERM $$$$; echo $${HOME} $$X"
+
+
 def test_exec_environment_words() -> None:
     assert execute.parse_env(["A=1", "B_2=x=y", "C="]) == {"A": "1", "B_2": "x=y", "C": ""}
     for bad in ("A", "=1", "1A=x", "A-B=x"):

@@ -94,7 +94,12 @@ def command_line(target: Target, req: Request) -> tuple[list[str], dict[str, str
         where = root  # a home that does not exist: start at / as login(1) does
     argv = [NSENTER, "-t", str(target.leader), "-a", "-r", f"--wd={where}",
             f"--setuid={user.uid}", f"--setgid={user.gid}", "--", found, *req.argv[1:]]
-    return argv, env
+    return [no_expansion(a) for a in argv], env
+
+
+def no_expansion(word: str) -> str:
+    """WORD as ExecStart= passes it on unchanged: systemd expands `$NAME` there, and `$$` is one `$`."""
+    return word.replace("$", "$$")
 
 
 def run(target: Target, req: Request) -> int:
