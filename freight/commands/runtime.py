@@ -108,11 +108,12 @@ def _run(name: str, argv: list[str], **options: object) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from freight.runtime import machines, users
+    from freight.runtime import machines, rootfs, users
 
     target = machines.running(_host(), args.name, "open a shell in")
     user = users.lookup(target.root, args.user or target.run.get("user"))
-    return _run(args.name, [user.shell], user=str(user.uid), tty=True, interactive=True)
+    shell = user.shell if rootfs.which(target.root, user.shell, "") else users.DEFAULT_SHELL  # a passwd naming a shell the image lacks
+    return _run(args.name, [shell], user=str(user.uid), tty=True, interactive=True)
 
 
 def _logs(args: argparse.Namespace) -> int:
