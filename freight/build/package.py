@@ -133,6 +133,17 @@ def _owned_dir(rel: str) -> bool:
     return any(rel.startswith(top + "/") for top in (IMAGES_DIR, OVERLAYS_DIR, META_DIR))
 
 
+def network_args(data: dict) -> list[str]:
+    """What %pre tells the hook of the machine's network and ports, so it takes the address and ports
+    before rpm writes a file (an exhausted subnet or a taken port stops the install). A derivative
+    names its base: its network may be the base's. The words are those of a checked manifest: no
+    shell quoting is needed."""
+    run = data.get("run", {})
+    args = [f"--network={run['network']}"] if "network" in run else []
+    args += [f"--port={port}" for port in run.get("ports", [])]
+    return args + ([f"--base={data['base']}"] if data.get("base") else [])
+
+
 def build_rpm(
     manifest: Manifest,
     release: str,
@@ -190,6 +201,7 @@ def build_rpm(
                 file_capabilities=listed.with_capabilities > 0,
                 fifos=listed.fifos > 0,
                 image_bytes=listed.bytes,
+                network_args=network_args(manifest.data),
             )
         )
         with progress.spinner(f"Packing {count} files with rpmbuild"), listed.decoy.link(buildroot, top) as root_link:

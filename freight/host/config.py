@@ -43,6 +43,7 @@ _LOCATIONS = {
     "nspawn_dir": "/etc/systemd/nspawn",
     "units_dir": "/etc/systemd/system",
     "lock_file": "/run/lock/freight-host.lock",  # runtime only: an erase leaves no trace of it
+    "run_dir": "/run/freight",  # runtime only: the networks' hosts folders and resolv.conf
 }
 _DEFAULTS = {
     "storage": "auto",
@@ -71,6 +72,7 @@ class HostConfig:
     nspawn_dir: Path
     units_dir: Path
     lock_file: Path
+    run_dir: Path
 
     @property
     def registry_dir(self) -> Path:

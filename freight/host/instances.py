@@ -19,6 +19,7 @@ from freight.common.errors import FreightError
 from freight.common.run import run
 from freight.host import nspawn
 from freight.host.context import Host, state_paths
+from freight.host.network import claim, machine as network
 from freight.host.registry import InstanceRecord, StateRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
@@ -129,6 +130,10 @@ def configure(
     users, why = nspawn.private_users(run_section, root)
     if why:
         log.info("%s: %s", record.name, why)
+    address = claim.claim(host.cfg, record.name, run_section, undo)
+    bridge = network.bridged(host.cfg, record.name, run_section)
+    if bridge is not None:
+        log.info("%s: %s on the network %s", record.name, address, bridge.network)
     machine = nspawn.Machine(
         instance=record.name,
         image=record.image,
@@ -138,6 +143,7 @@ def configure(
         state=binds,
         root=root,
         zfs=storage.kind == "zfs",
+        bridge=bridge,
     )
     nspawn.install(host.cfg, machine, undo)
     before = host.registry.get(InstanceRecord, record.name)
@@ -214,13 +220,19 @@ def _folder(root: Path, path: str, what: str) -> Path:
     return where
 
 
-def make_mountpoints(root: Path, state: list[str]) -> None:
-    """The folders nspawn mounts on (/run and the state paths) in a fresh instance root.
+def make_mountpoints(root: Path, state: list[str], files: Sequence[str] = ()) -> None:
+    """The folders nspawn mounts on (/run and the state paths), and FILES it binds a file onto, in an instance root.
 
     nspawn creates missing mount points itself, except under a read-only root
     (`read_only: true`), where it fails; an instance root is writable from the
-    host, so they are made here.
+    host, so they are made here. A file the image has (or a link, which nspawn
+    follows) is left as it is.
     """
+    for path in files:
+        where = inside(root, str(Path(path).parent)) / Path(path).name
+        if not where.exists() and not where.is_symlink():
+            where.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            where.touch(mode=0o644)
     for path in ["/run", *state]:
         if path == "/run" and (root / "run").is_symlink():
             continue  # the image's own arrangement, which nspawn follows
@@ -249,6 +261,7 @@ def destroy(host: Host, record: InstanceRecord, keep_state: bool = True) -> None
     """Remove the instance, its settings and record; its state only when KEEP_STATE is false."""
     storage = host.storage_of(record)
     storage.instance_destroy(record.name)
+    network.forget(host.cfg, record.name)
     nspawn.remove(host.cfg, record.name)
     host.registry.drop(InstanceRecord, record.name)
     host.cfg.protected_path(record.name).unlink(missing_ok=True)

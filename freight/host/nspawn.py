@@ -12,7 +12,8 @@ everything about one machine in two generated files:
 
 Security defaults: a user namespace (`PrivateUsers=pick`) wherever the
 instance's filesystem can shift UIDs, no host path bound except declared state,
-no network but a private veth link unless the manifest asks, and nothing about
+a network of its own (a bridge, or for packages built before bridges a veth
+link) unless the manifest asks for the host's, and nothing about
 passwords (freight sets none).
 """
 
@@ -29,6 +30,8 @@ from typing import Any
 from freight.common.templates import render
 from freight.host.config import HostConfig
 from freight.host.undo import Undo
+from freight.model import ports as port_specs
+from freight.model.runsettings import network_of
 
 log = logging.getLogger("freight.host.nspawn")
 
@@ -96,6 +99,15 @@ def private_users(run: dict[str, Any], root: Path) -> tuple[str, str | None]:
     return "pick", None
 
 
+@dataclass(frozen=True)
+class Bridged:
+    """Where a bridged machine's network is: the namespace the hook makes, the resolv.conf it binds."""
+
+    network: str
+    netns: Path
+    resolv_conf: Path
+
+
 @dataclass
 class Machine:
     """What the two files say about one instance."""
@@ -108,6 +120,7 @@ class Machine:
     state: dict[str, Path] = field(default_factory=dict)  # container path -> host directory
     root: Path | None = None
     zfs: bool = False
+    bridge: Bridged | None = None
 
     def settings(self) -> str:
         run = self.run
@@ -131,8 +144,9 @@ class Machine:
             private_users=self.private_users,
             read_only=bool(run.get("read_only", False)),
             binds=binds,
-            network=run.get("network", "veth"),
-            ports=[str(p) for p in run.get("ports", [])],
+            network=network_of(run),
+            ports=[p.nspawn() for p in port_specs.parse_all(run.get("ports", []))],
+            bridge=self.bridge,
         )
 
     def dropin(self, hook: str) -> str:
@@ -149,6 +163,7 @@ class Machine:
             after=self.run.get("after", []),
             hook=hook,
             limits={k: limits.get(k) for k in ("memory", "cpu_weight", "tasks")},
+            bridge=self.bridge,
         )
 
 

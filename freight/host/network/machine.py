@@ -1,0 +1,79 @@
+"""What a bridged machine's start and stop do to the host's network, and what its removal takes along.
+
+`network-up` (ExecStartPre): the network's bridge, the machine's namespace
+with host0 at its leased address, its name in the network's name server,
+and freight's nftables table rewritten; `network-down` (ExecStopPost) takes
+the links and the name back, and the bridge and name server with the last
+machine. Both only read the lease record for the address (given out when
+the machine was made), so a restart or a reboot brings back the same one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+
+from freight.common.errors import FreightError
+from freight.host.config import HostConfig
+from freight.host.network import claim, leases, links, names, netconf, rules
+from freight.host.nspawn import Bridged
+from freight.model.runsettings import bridge_of
+
+log = logging.getLogger("freight.host.network")
+
+
+def bridged(cfg: HostConfig, instance: str, run: dict[str, Any]) -> Bridged | None:
+    """What the machine's settings say about its bridged network (None: not bridged)."""
+    network = bridge_of(run)
+    if network is None:
+        return None
+    net = netconf.find(cfg.path, network)
+    return Bridged(network=net.name, netns=links.NETNS_DIR / links.namespace(instance), resolv_conf=names.resolv_conf(cfg.run_dir, net))
+
+
+def up(cfg: HostConfig, instance: str, run: dict[str, Any]) -> Path | None:
+    """Make INSTANCE's network before nspawn starts; the namespace's path (None: not bridged)."""
+    network = bridge_of(run)
+    if network is None:
+        return None
+    net = netconf.find(cfg.path, network)
+    address = leases.read(cfg.lib_dir).address_of(net.name, instance)
+    if address is None:
+        raise FreightError(f"{instance} has no address on the network {net.name} (was it made before the network?): "
+                           f"'freight instance remove' and create it again, or reinstall its package")
+    links.ensure_bridge(net)
+    path = links.plug(net, instance, ipaddress.IPv4Address(address))
+    names.publish(cfg.run_dir, net, instance, ipaddress.IPv4Address(address))
+    rules.apply(netconf.load(cfg.path), leases.read(cfg.lib_dir))
+    return path
+
+
+def down(cfg: HostConfig, instance: str) -> None:
+    """After INSTANCE stopped: its links and name go; the bridge and name server too if it was the last."""
+    record = leases.read(cfg.lib_dir)
+    network = record.network_of(instance)
+    links.unplug(instance)
+    if network is None:
+        return
+    networks = netconf.load(cfg.path)
+    net = networks.get(network)
+    if net is None:
+        return  # host.conf no longer names it: nothing of it is known to take down
+    names.withdraw(cfg.run_dir, net, instance)
+    if links.bridge_members(net) == 0:
+        names.stop(cfg.run_dir, net)
+        links.remove_bridge(net)
+    rules.apply(networks, record)
+
+
+def forget(cfg: HostConfig, instance: str) -> None:
+    """INSTANCE is gone: after its links, its address and ports are given back and their rules go."""
+    record = leases.read(cfg.lib_dir)
+    if record.network_of(instance) is None:
+        claim.release(cfg, instance)  # ports of a machine on a veth link, at most: no rule of freight's
+        return
+    down(cfg, instance)
+    claim.release(cfg, instance)
+    rules.apply(netconf.load(cfg.path), leases.read(cfg.lib_dir))
