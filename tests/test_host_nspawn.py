@@ -89,8 +89,26 @@ def test_network(network: str, expected: dict[str, str]) -> None:
 
 
 def test_ports_are_published() -> None:
-    text = machine({"network": "veth", "ports": [8080, "tcp:8443:443", "udp:53"]}).settings()
-    assert lines(text, "Port") == ["8080", "tcp:8443:443", "udp:53"]
+    """On a veth link nspawn publishes them; every form becomes nspawn's PROTO:HOST:CONTAINER."""
+    text = machine({"network": "veth", "ports": [8080, "tcp:8443:443", "udp:53", "9090:90", "7070:70/udp"]}).settings()
+    assert lines(text, "Port") == ["tcp:8080:8080", "tcp:8443:443", "udp:53:53", "tcp:9090:90", "udp:7070:70"]
+
+
+def test_bridged_machine_joins_its_namespace_with_the_networks_resolv_conf() -> None:
+    from freight.host.nspawn import Bridged
+
+    bridge = Bridged(network="default", netns=Path("/run/netns/freight-web"), resolv_conf=Path("/run/freight/networks/default/resolv.conf"))
+    m = machine({"network": "bridge", "ports": ["8080:80"]})
+    m.bridge = bridge
+    conf = ini(m.settings())
+    assert "Network" not in conf  # nspawn's veth and Port= are not used: the hook made the namespace, nftables the ports
+    assert conf["Exec"]["ResolvConf"] == "off"
+    assert conf["Files"]["BindReadOnly"] == "/run/freight/networks/default/resolv.conf:/etc/resolv.conf"
+    dropin = m.dropin("/usr/bin/freight-host-hook")
+    assert "ExecStartPre=/usr/bin/freight-host-hook network-up web" in dropin
+    assert "ExecStopPost=/usr/bin/freight-host-hook network-down web" in dropin
+    assert dropin.splitlines()[-1].endswith("--network-namespace-path=/run/netns/freight-web")
+    assert "--network-veth" not in dropin
 
 
 def test_boot_read_only_and_user_namespace_choices() -> None:

@@ -64,7 +64,10 @@ CASES = [
     ("base-version-without-base", GOOD + "base_version: '>= 1.0'\n", "missing required key 'base' (the name of the container this one derives from"),
     ("bad-base-version", GOOD + "base: web\nbase_version: 'newest'\n", "base_version: expected a version constraint"),
     ("derivative-packages-without-repos", "name: site\nversion: '1'\nsummary: s\nlicense: MIT\nbase: webapp\npackages: [x]\n", "missing required key 'repos'"),
-    ("ports-without-network", GOOD + "run:\n  ports: ['8080:80']\n", "run.ports: publishing ports needs a private network"),
+    ("ports-on-host-network", GOOD + "run:\n  network: host\n  ports: ['8080:80']\n", "run.ports: publishing ports needs a network of its own"),
+    ("port-clash-in-manifest", GOOD + "run:\n  ports: ['8080:80', 'tcp:8080:81']\n", "both take tcp port 8080 of the host"),
+    ("port-number", GOOD + "run:\n  ports: ['70000:80']\n", "70000 is not a port number"),
+    ("host-address-on-veth", GOOD + "run:\n  network: veth\n  ports: ['127.0.0.1:8080:80']\n", "needs network 'bridge'"),
 ]
 
 
