@@ -94,16 +94,16 @@ def test_ports_are_published() -> None:
     assert lines(text, "Port") == ["tcp:8080:8080", "tcp:8443:443", "udp:53:53", "tcp:9090:90", "udp:7070:70"]
 
 
-def test_bridged_machine_joins_its_namespace_with_the_networks_resolv_conf() -> None:
+def test_bridged_machine_joins_its_namespace_and_sees_its_networks_folder() -> None:
     from freight.host.nspawn import Bridged
 
-    bridge = Bridged(network="default", netns=Path("/run/netns/freight-web"), resolv_conf=Path("/run/freight/networks/default/resolv.conf"))
+    bridge = Bridged(network="default", netns=Path("/run/netns/freight-web"), folder=Path("/run/freight/networks/default"), inside="/etc/freight-network")
     m = machine({"network": "bridge", "ports": ["8080:80"]})
     m.bridge = bridge
     conf = ini(m.settings())
     assert "Network" not in conf  # nspawn's veth and Port= are not used: the hook made the namespace, nftables the ports
     assert conf["Exec"]["ResolvConf"] == "off"
-    assert conf["Files"]["BindReadOnly"] == "/run/freight/networks/default/resolv.conf:/etc/resolv.conf"
+    assert conf["Files"]["BindReadOnly"] == "/run/freight/networks/default:/etc/freight-network"
     dropin = m.dropin("/usr/bin/freight-host-hook")
     assert "ExecStartPre=/usr/bin/freight-host-hook network-up web" in dropin
     assert "ExecStopPost=/usr/bin/freight-host-hook network-down web" in dropin

@@ -347,8 +347,7 @@ def network_up(host: Host, instance: str) -> None:
     """Just before a bridged machine starts (after prepare-start): its namespace, address, name and rules."""
     record = host.instance(instance)
     root = host.storage_of(record).machine_dir(instance)
-    instances.make_mountpoints(root, [], files=["/etc/resolv.conf"])  # nspawn binds the network's there
-    network.up(host.cfg, instance, instances.run_of(host, record.image, record.overlay))
+    network.up(host.cfg, instance, instances.run_of(host, record.image, record.overlay), root)
 
 
 def network_down(host: Host, instance: str) -> None:

@@ -220,19 +220,13 @@ def _folder(root: Path, path: str, what: str) -> Path:
     return where
 
 
-def make_mountpoints(root: Path, state: list[str], files: Sequence[str] = ()) -> None:
-    """The folders nspawn mounts on (/run and the state paths), and FILES it binds a file onto, in an instance root.
+def make_mountpoints(root: Path, state: list[str]) -> None:
+    """The folders nspawn mounts on (/run and the state paths) in a fresh instance root.
 
     nspawn creates missing mount points itself, except under a read-only root
     (`read_only: true`), where it fails; an instance root is writable from the
-    host, so they are made here. A file the image has (or a link, which nspawn
-    follows) is left as it is.
+    host, so they are made here.
     """
-    for path in files:
-        where = inside(root, str(Path(path).parent)) / Path(path).name
-        if not where.exists() and not where.is_symlink():
-            where.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            where.touch(mode=0o644)
     for path in ["/run", *state]:
         if path == "/run" and (root / "run").is_symlink():
             continue  # the image's own arrangement, which nspawn follows

@@ -101,11 +101,12 @@ def private_users(run: dict[str, Any], root: Path) -> tuple[str, str | None]:
 
 @dataclass(frozen=True)
 class Bridged:
-    """Where a bridged machine's network is: the namespace the hook makes, the resolv.conf it binds."""
+    """Where a bridged machine's network is: the namespace the hook makes, the network's folder (hosts, resolv.conf) it binds."""
 
     network: str
     netns: Path
-    resolv_conf: Path
+    folder: Path
+    inside: str
 
 
 @dataclass

@@ -30,11 +30,11 @@ def bridged(cfg: HostConfig, instance: str, run: dict[str, Any]) -> Bridged | No
     if network is None:
         return None
     net = netconf.find(cfg.path, network)
-    return Bridged(network=net.name, netns=links.NETNS_DIR / links.namespace(instance), resolv_conf=names.resolv_conf(cfg.run_dir, net))
+    return Bridged(network=net.name, netns=links.NETNS_DIR / links.namespace(instance), folder=names.folder(cfg.run_dir, net), inside=names.INSIDE)
 
 
-def up(cfg: HostConfig, instance: str, run: dict[str, Any]) -> Path | None:
-    """Make INSTANCE's network before nspawn starts; the namespace's path (None: not bridged)."""
+def up(cfg: HostConfig, instance: str, run: dict[str, Any], root: Path) -> Path | None:
+    """Make INSTANCE's network before nspawn starts (ROOT: its root); the namespace's path (None: not bridged)."""
     network = bridge_of(run)
     if network is None:
         return None
@@ -43,6 +43,7 @@ def up(cfg: HostConfig, instance: str, run: dict[str, Any]) -> Path | None:
     if address is None:
         raise FreightError(f"{instance} has no address on the network {net.name} (was it made before the network?): "
                            f"'freight instance remove' and create it again, or reinstall its package")
+    names.link_in(root)
     links.ensure_bridge(net)
     path = links.plug(net, instance, ipaddress.IPv4Address(address))
     names.publish(cfg.run_dir, net, instance, ipaddress.IPv4Address(address))

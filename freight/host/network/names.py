@@ -1,9 +1,15 @@
-"""Names on a network: one dnsmasq per network, answering for NAME and NAME.freight, and each machine's resolv.conf.
+"""Names on a network: a hosts file every machine sees, one dnsmasq per network, and the machines' resolv.conf.
 
-dnsmasq listens on the bridge's address only and reads its hosts folder
-(`--hostsdir`), which it watches: a machine that starts later writes its
-file there and is found by name at once by those already running, which are
-not restarted. Other names go to the host's own resolvers. dnsmasq runs as a
+Each network has a folder under the run folder, bound read-only into each of
+its machines at /etc/freight-network, where the machine's /etc/hosts and
+/etc/resolv.conf point. The folder's `hosts` names every running machine
+(NAME and NAME.freight) and is replaced whole when one starts or stops; as
+the folder, not the file, is bound, the machines already running see the new
+one at once, without a restart. That is what a static busybox finds names
+with: its libc cannot load a DNS resolver. Images with a full libc also ask
+dnsmasq, which listens on the bridge's address only, reads the same names
+from its `names/` folder (`--hostsdir`, which it watches), and passes other
+names to the host's own resolvers. dnsmasq runs as a
 transient systemd unit (`freight-dns-NETWORK.service`), so it is supervised
 but not part of any machine's unit (stopping that machine must not take the
 network's names along); the last machine to leave the network stops it.
@@ -16,6 +22,7 @@ import logging
 import os
 from pathlib import Path
 
+from freight.common.errors import FreightError
 from freight.common.run import run
 from freight.host.network.netconf import Network
 
@@ -33,16 +40,36 @@ def folder(run_dir: Path, net: Network) -> Path:
     return run_dir / "networks" / net.name
 
 
-def resolv_conf(run_dir: Path, net: Network) -> Path:
-    return folder(run_dir, net) / "resolv.conf"
+INSIDE = "/etc/freight-network"  # where a machine sees its network's folder
+
+
+def link_in(root: Path) -> None:
+    """ROOT's /etc/hosts and /etc/resolv.conf point into the network's folder (the mount point made too).
+
+    The machine's own files there are replaced in its root (a clone: the image
+    keeps them), as podman and docker replace them with theirs.
+    """
+    etc = root / "etc"
+    if etc.is_symlink():
+        raise FreightError(f"{etc} is a symlink in the image: freight cannot give the machine its network's names")
+    (root / INSIDE.lstrip("/")).mkdir(mode=0o755, parents=True, exist_ok=True)
+    for leaf in ("hosts", "resolv.conf"):
+        link, target = etc / leaf, f"{Path(INSIDE).name}/{leaf}"
+        if link.is_symlink() and os.readlink(link) == target:
+            continue
+        if link.is_dir() and not link.is_symlink():
+            raise FreightError(f"{link} is a folder in the image: freight cannot give the machine its network's {leaf}")
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
 
 
 def publish(run_dir: Path, net: Network, instance: str, address: ipaddress.IPv4Address) -> None:
     """INSTANCE answers to its name on NET from now on; NET's resolv.conf and name server are there."""
     top = folder(run_dir, net)
-    (top / "hosts").mkdir(parents=True, exist_ok=True)
+    (top / "names").mkdir(parents=True, exist_ok=True)
     _write(top, top / "resolv.conf", f"# freight network {net.name}\nnameserver {net.gateway}\nsearch {DOMAIN}\n")
-    _write(top, top / "hosts" / instance, f"{address} {instance} {instance}.{DOMAIN}\n")
+    _write(top, top / "names" / instance, f"{address} {instance} {instance}.{DOMAIN}\n")
+    _gather(top)
     if run(["systemctl", "is-active", "--quiet", unit(net)], check=False).returncode != 0:
         run(["systemctl", "reset-failed", unit(net)], check=False)
         run([
@@ -50,14 +77,23 @@ def publish(run_dir: Path, net: Network, instance: str, address: ipaddress.IPv4A
             "--property=After=network-pre.target", "--quiet",
             "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", f"--pid-file={top}/dnsmasq.pid",
             "--bind-interfaces", f"--interface={net.bridge}", "--except-interface=lo", f"--listen-address={net.gateway}",
-            "--no-hosts", f"--hostsdir={top}/hosts", f"--local=/{DOMAIN}/", "--domain-needed", "--user=root",
+            "--no-hosts", f"--hostsdir={top}/names", f"--local=/{DOMAIN}/", "--domain-needed", "--user=root",
         ])
         log.info("network %s: started its name server (%s)", net.name, unit(net))
 
 
 def withdraw(run_dir: Path, net: Network, instance: str) -> None:
     """INSTANCE no longer answers to its name on NET."""
-    (folder(run_dir, net) / "hosts" / instance).unlink(missing_ok=True)
+    top = folder(run_dir, net)
+    (top / "names" / instance).unlink(missing_ok=True)
+    if top.is_dir():
+        _gather(top)
+
+
+def _gather(top: Path) -> None:
+    """The network's hosts file: localhost, then every running machine's line."""
+    lines = "".join(p.read_text() for p in sorted((top / "names").iterdir()) if not p.name.startswith("."))
+    _write(top, top / "hosts", f"127.0.0.1 localhost\n::1 localhost\n{lines}")
 
 
 def stop(run_dir: Path, net: Network) -> None:
@@ -71,7 +107,7 @@ def stop(run_dir: Path, net: Network) -> None:
 
 
 def _write(top: Path, path: Path, text: str) -> None:
-    """PATH written whole: dnsmasq reads a hosts file when it is renamed into place, never half of one."""
+    """PATH written whole: dnsmasq and the machines read a file renamed into place, never half of one."""
     tmp = top / f".{path.name}.tmp"
     tmp.write_text(text)
     os.chmod(tmp, 0o644)
