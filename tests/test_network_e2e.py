@@ -122,7 +122,8 @@ def test_bridged_machines_names_nat_ports_isolation_and_cleanup(net_host: TestHo
     page = "Hello from the freight demo container"
 
     # --- two machines on the default network: distinct addresses, reach each other by name ----------
-    dnf(host, "install", "container-netweb")
+    out = dnf(host, "install", "container-netweb")
+    assert "error" not in out, out
     host.run(["freight", "instance", "create", "netweb", "web2"])
     host.run(["freight", "start", "web2"])
     first = running(host, "netweb")

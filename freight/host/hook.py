@@ -6,6 +6,7 @@
     freight-host-hook post-uninstall NAME VERSION-RELEASE COUNT   (%postun)
     freight-host-hook prepare-start  INSTANCE                     (ExecStartPre of the machine)
     freight-host-hook network-up     INSTANCE                     (ExecStartPre of a bridged machine)
+    freight-host-hook network-attach INSTANCE                     (ExecStartPost of a bridged machine)
     freight-host-hook network-down   INSTANCE                     (ExecStopPost of a bridged machine)
 
 COUNT is rpm's `$1`: how many versions of the package will be installed when
@@ -350,6 +351,15 @@ def network_up(host: Host, instance: str) -> None:
     network.up(host.cfg, instance, instances.run_of(host, record.image, record.overlay), root)
 
 
+def network_attach(host: Host, instance: str) -> None:
+    """Just after a bridged machine started: host0's address and route, inside it."""
+    record = host.instance(instance)
+    machine = host.systemd.machine(instance)
+    if machine is None:
+        raise FreightError(f"{instance} is not running (machined does not know it): its network cannot be configured")
+    network.attach(host.cfg, instance, instances.run_of(host, record.image, record.overlay), machine.leader)
+
+
 def network_down(host: Host, instance: str) -> None:
     """After a bridged machine stopped: its links and name go (its address stays its own)."""
     network.down(host.cfg, instance)
@@ -371,7 +381,8 @@ def _target(host: Host, record: InstanceRecord) -> tuple[str, str | None]:
 
 INSTANCE_PHASES = {  # phase: (function, what calls it)
     "prepare-start": (prepare_start, "ExecStartPre of a machine: move it to the current snapshot"),
-    "network-up": (network_up, "ExecStartPre of a bridged machine: its network, address, name and rules"),
+    "network-up": (network_up, "ExecStartPre of a bridged machine: its bridge, links, name and rules"),
+    "network-attach": (network_attach, "ExecStartPost of a bridged machine: its address and route, inside it"),
     "network-down": (network_down, "ExecStopPost of a bridged machine: its links and name go"),
 }
 

@@ -101,10 +101,10 @@ def private_users(run: dict[str, Any], root: Path) -> tuple[str, str | None]:
 
 @dataclass(frozen=True)
 class Bridged:
-    """Where a bridged machine's network is: the namespace the hook makes, the network's folder (hosts, resolv.conf) it binds."""
+    """What a bridged machine's settings name: its end of the veth pair, the network's folder (hosts, resolv.conf) it binds."""
 
     network: str
-    netns: Path
+    interface: str
     folder: Path
     inside: str
 

@@ -1,10 +1,14 @@
-"""The links of a bridged machine, made through netlink (pyroute2): the bridge, the namespace and the veth pair.
+"""The links of a bridged machine, made through netlink (pyroute2): the bridge and the veth pair.
 
-The machine's namespace is a named one (/run/netns/freight-INSTANCE), made
-and configured before nspawn starts (it joins it with NetworkNamespacePath=):
-its end of the veth pair is `host0` (nspawn's name for it) with the
-machine's address, the network's MTU and a default route through the
-bridge. Removing the namespace removes the pair with it.
+Before nspawn starts, the pair is made in the host (`vf-…` joined to the
+bridge, `vp-…` loose) and nspawn moves `vp-…` into the machine's own network
+namespace (`Interface=`): nspawn makes that namespace itself, owned by the
+machine's user namespace, which a namespace made beforehand would not be
+(nspawn 252 cannot join one from a user-namespaced machine: "Failed to join
+network namespace: Operation not permitted"). Once the machine runs, its end
+is configured from the host through /proc/LEADER/ns/net: named `host0`, the
+machine's address, the network's MTU and a default route through the bridge.
+Deleting the host end deletes the pair.
 """
 
 from __future__ import annotations
@@ -14,26 +18,26 @@ import ipaddress
 import logging
 from pathlib import Path
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import IPRoute, NetNS
 from pyroute2.netlink.exceptions import NetlinkError
 
+from freight.common.errors import FreightError
 from freight.host.network.netconf import Network
 
 log = logging.getLogger("freight.host.network.links")
 
-NETNS_DIR = Path("/run/netns")
 INNER = "host0"
-
-
-def namespace(instance: str) -> str:
-    """The name of INSTANCE's network namespace (and, in NETNS_DIR, its path)."""
-    return f"freight-{instance}"
 
 
 def host_side(instance: str) -> str:
     """The host end of INSTANCE's veth pair: `vf-INSTANCE`, or a digest of the name where that is over 15 characters."""
     name = f"vf-{instance}"
     return name if len(name) <= 15 else "vf-" + hashlib.sha256(instance.encode()).hexdigest()[:12]
+
+
+def machine_side(instance: str) -> str:
+    """The machine's end until it is in the machine and renamed host0 (nspawn's Interface= names it)."""
+    return "vp-" + host_side(instance)[3:]
 
 
 def ensure_bridge(net: Network) -> None:
@@ -60,45 +64,49 @@ def remove_bridge(net: Network) -> None:
             log.info("network %s: removed the bridge %s", net.name, net.bridge)
 
 
-def plug(net: Network, instance: str, address: ipaddress.IPv4Address) -> Path:
-    """INSTANCE's namespace, with host0 at ADDRESS joined to NET's bridge; its path (made afresh each start)."""
+def plug(net: Network, instance: str) -> None:
+    """INSTANCE's veth pair, made afresh: the host end joined to NET's bridge and up, the machine's end for nspawn to move."""
     unplug(instance)
-    name, outer = namespace(instance), host_side(instance)
-    peer = "vp-" + outer[3:]
-    netns.create(name)
-    try:
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=outer, kind="veth", peer=peer)
+    outer, peer = host_side(instance), machine_side(instance)
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=outer, kind="veth", peer=peer)
+        try:
             (bridge,) = ipr.link_lookup(ifname=net.bridge)
             (out_index,) = ipr.link_lookup(ifname=outer)
             (peer_index,) = ipr.link_lookup(ifname=peer)
+            ipr.link("set", index=peer_index, mtu=net.mtu)
             ipr.link("set", index=out_index, master=bridge, mtu=net.mtu, state="up")
-            ipr.link("set", index=peer_index, net_ns_fd=name)
-        with NetNS(name) as ns:
-            (lo,) = ns.link_lookup(ifname="lo")
-            ns.link("set", index=lo, state="up")
-            (inner,) = ns.link_lookup(ifname=peer)
-            ns.link("set", index=inner, ifname=INNER, mtu=net.mtu)
-            ns.addr("add", index=inner, address=str(address), prefixlen=net.subnet.prefixlen)
-            ns.link("set", index=inner, state="up")
-            ns.route("add", dst="0.0.0.0/0", gateway=str(net.gateway), oif=inner)
-    except BaseException:
-        unplug(instance)
-        raise
+        except BaseException:
+            ipr.link("del", ifname=outer)
+            raise
+
+
+def configure(net: Network, instance: str, address: ipaddress.IPv4Address, leader: int) -> None:
+    """Inside the running machine (its leader's namespace): host0 at ADDRESS, up, with the default route."""
+    with NetNS(f"/proc/{leader}/ns/net") as ns:
+        (lo,) = ns.link_lookup(ifname="lo")
+        ns.link("set", index=lo, state="up")
+        found = ns.link_lookup(ifname=machine_side(instance)) or ns.link_lookup(ifname=INNER)
+        if not found:
+            raise FreightError(f"{instance}: its link {machine_side(instance)} is not in the machine (did nspawn move it?)")
+        (inner,) = found
+        ns.link("set", index=inner, state="down")
+        ns.link("set", index=inner, ifname=INNER, mtu=net.mtu)
+        ns.addr("add", index=inner, address=str(address), prefixlen=net.subnet.prefixlen)
+        ns.link("set", index=inner, state="up")
+        ns.route("add", dst="0.0.0.0/0", gateway=str(net.gateway), oif=inner)
     log.info("%s: %s/%s on %s", instance, address, net.subnet.prefixlen, net.bridge)
-    return NETNS_DIR / name
 
 
 def unplug(instance: str) -> None:
-    """INSTANCE's namespace and veth pair gone (whichever exist)."""
+    """INSTANCE's veth pair gone (if it is there)."""
     with IPRoute() as ipr:
-        for index in ipr.link_lookup(ifname=host_side(instance)):
-            try:
-                ipr.link("del", index=index)
-            except NetlinkError:
-                pass  # gone with its peer's namespace meanwhile
-    if namespace(instance) in netns.listnetns():
-        netns.remove(namespace(instance))
+        for name in (host_side(instance), machine_side(instance)):
+            for index in ipr.link_lookup(ifname=name):
+                try:
+                    ipr.link("del", index=index)
+                except NetlinkError:
+                    pass  # gone with its peer meanwhile
 
 
 def bridge_members(net: Network) -> int:

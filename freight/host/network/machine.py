@@ -1,8 +1,9 @@
 """What a bridged machine's start and stop do to the host's network, and what its removal takes along.
 
-`network-up` (ExecStartPre): the network's bridge, the machine's namespace
-with host0 at its leased address, its name in the network's name server,
-and freight's nftables table rewritten; `network-down` (ExecStopPost) takes
+`network-up` (ExecStartPre): the network's bridge, the machine's veth pair,
+its name in the network's hosts file and name server, and freight's nftables
+table rewritten; `network-attach` (ExecStartPost): host0 at its leased
+address inside the running machine; `network-down` (ExecStopPost) takes
 the links and the name back, and the bridge and name server with the last
 machine. Both only read the lease record for the address (given out when
 the machine was made), so a restart or a reboot brings back the same one.
@@ -30,11 +31,32 @@ def bridged(cfg: HostConfig, instance: str, run: dict[str, Any]) -> Bridged | No
     if network is None:
         return None
     net = netconf.find(cfg.path, network)
-    return Bridged(network=net.name, netns=links.NETNS_DIR / links.namespace(instance), folder=names.folder(cfg.run_dir, net), inside=names.INSIDE)
+    return Bridged(network=net.name, interface=links.machine_side(instance), folder=names.folder(cfg.run_dir, net), inside=names.INSIDE)
 
 
-def up(cfg: HostConfig, instance: str, run: dict[str, Any], root: Path) -> Path | None:
-    """Make INSTANCE's network before nspawn starts (ROOT: its root); the namespace's path (None: not bridged)."""
+def up(cfg: HostConfig, instance: str, run: dict[str, Any], root: Path) -> None:
+    """Before nspawn starts INSTANCE (ROOT: its root): the bridge, the veth pair, its name, the rules."""
+    found = _leased(cfg, instance, run)
+    if found is None:
+        return
+    net, address = found
+    names.link_in(root)
+    links.ensure_bridge(net)
+    links.plug(net, instance)
+    names.publish(cfg.run_dir, net, instance, address)
+    rules.apply(netconf.load(cfg.path), leases.read(cfg.lib_dir))
+
+
+def attach(cfg: HostConfig, instance: str, run: dict[str, Any], leader: int) -> None:
+    """Once INSTANCE runs (LEADER: its first process): its end of the pair configured inside it."""
+    found = _leased(cfg, instance, run)
+    if found is not None:
+        net, address = found
+        links.configure(net, instance, address, leader)
+
+
+def _leased(cfg: HostConfig, instance: str, run: dict[str, Any]) -> tuple[netconf.Network, ipaddress.IPv4Address] | None:
+    """INSTANCE's network and address (None: not bridged)."""
     network = bridge_of(run)
     if network is None:
         return None
@@ -43,12 +65,7 @@ def up(cfg: HostConfig, instance: str, run: dict[str, Any], root: Path) -> Path 
     if address is None:
         raise FreightError(f"{instance} has no address on the network {net.name} (was it made before the network?): "
                            f"'freight instance remove' and create it again, or reinstall its package")
-    names.link_in(root)
-    links.ensure_bridge(net)
-    path = links.plug(net, instance, ipaddress.IPv4Address(address))
-    names.publish(cfg.run_dir, net, instance, ipaddress.IPv4Address(address))
-    rules.apply(netconf.load(cfg.path), leases.read(cfg.lib_dir))
-    return path
+    return net, ipaddress.IPv4Address(address)
 
 
 def down(cfg: HostConfig, instance: str) -> None:
