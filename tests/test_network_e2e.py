@@ -97,19 +97,22 @@ def running(host: TestHost, name: str, timeout: float = 30) -> int:
     raise AssertionError(f"{name} is not running: {host.sh(f'systemctl status systemd-nspawn@{name} --no-pager 2>&1 || true')}")
 
 
-def wget_in(host: TestHost, name: str, url: str) -> tuple[int, str]:
-    """busybox wget in machine NAME (all its namespaces: its own /etc/hosts and resolv.conf)."""
-    return sh_status(host, f"nsenter -t {leader(host, name)} -a /usr/bin/wget -q -T 3 -O - {url}")
+def get_in(host: TestHost, name: str, target: str, port: int = 80) -> tuple[int, str]:
+    """An HTTP GET of TARGET:PORT from machine NAME, in all its namespaces (its own /etc/hosts and
+    resolv.conf), with busybox nc: this busybox's wget crashes in any container, named or not."""
+    request = r"printf 'GET / HTTP/1.0\r\n\r\n'"
+    _, out = sh_status(host, f"{request} | nsenter -t {leader(host, name)} -a /usr/bin/busybox nc -w 3 {target} {port}")
+    return (0 if " 200 OK" in out else 1), out
 
 
-def eventually(host: TestHost, name: str, url: str, expect: str, timeout: float = 20) -> str:
+def eventually(host: TestHost, name: str, target: str, expect: str, port: int = 80, timeout: float = 20) -> str:
     deadline, out = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
-        code, out = wget_in(host, name, url)
+        code, out = get_in(host, name, target, port)
         if code == 0 and expect in out:
             return out
         time.sleep(0.3)
-    raise AssertionError(f"{name} cannot fetch {url}: {out}")
+    raise AssertionError(f"{name} cannot fetch {target}:{port}: {out}")
 
 
 def addresses(host: TestHost) -> dict[str, dict[str, str]]:
@@ -131,18 +134,18 @@ def test_bridged_machines_names_nat_ports_isolation_and_cleanup(net_host: TestHo
     held = addresses(host)["default"]
     assert held["netweb"] != held["web2"], held
     assert "10.87.0." in host.run(["machinectl", "status", "web2"])  # machined sees the address in its namespace
-    eventually(host, "netweb", "http://web2/", page)
-    eventually(host, "web2", "http://netweb.freight/", page)
+    eventually(host, "netweb", "web2", page)
+    eventually(host, "web2", "netweb.freight", page)
 
     # --- a third, started later, is reached by name from the first, which is not restarted ---------
     host.run(["freight", "instance", "create", "netweb", "web3"])
     host.run(["freight", "start", "web3"])
     running(host, "web3")
-    eventually(host, "netweb", "http://web3/", page)
+    eventually(host, "netweb", "web3", page)
     assert leader(host, "netweb") == first
 
     # --- out through NAT: fr-out has no route back to the machines' subnet -----------------------
-    assert eventually(host, "web2", "http://192.0.2.2:8000/", "the other host")
+    assert eventually(host, "web2", "192.0.2.2", "the other host", port=8000)
     table = host.run(["nft", "list", "table", "ip", "freight"])
     assert "ip saddr 10.87.0.0/29 ip daddr != 10.87.0.0/29" in table and "masquerade" in table, table
 
@@ -150,7 +153,7 @@ def test_bridged_machines_names_nat_ports_isolation_and_cleanup(net_host: TestHo
     host.run(["freight", "restart", "web2"])
     running(host, "web2")
     assert addresses(host)["default"]["web2"] == held["web2"]
-    eventually(host, "netweb", "http://web2/", page)
+    eventually(host, "netweb", "web2", page)
 
     # --- an exhausted subnet stops the install in %pre, and leaves nothing -----------------------
     host.run(["freight", "instance", "create", "netweb", "web4"])
@@ -167,7 +170,7 @@ def test_bridged_machines_names_nat_ports_isolation_and_cleanup(net_host: TestHo
     fetch = "for i in $(seq 50); do {} && exit 0; sleep 0.2; done; exit 1"
     assert page in host.sh(fetch.format("curl -fsS --max-time 2 http://192.0.2.1:8080/"))
     assert page in host.sh(fetch.format("curl -fsS --max-time 2 http://127.0.0.1:8443/"))
-    assert page in host.sh(fetch.format(f"ip netns exec {OUT} busybox wget -q -T 2 -O - http://192.0.2.1:8080/"))
+    assert page in host.sh(fetch.format(f"ip netns exec {OUT} curl -fsS --max-time 2 http://192.0.2.1:8080/"))
     code, out = sh_status(host, "freight instance create netpub pub2")
     assert code != 0 and "published by the machine netpub already" in out, out
     assert "pub2" not in addresses(host)["default"] and sh_status(host, "test -e /var/lib/machines/pub2")[0] != 0
@@ -176,9 +179,9 @@ def test_bridged_machines_names_nat_ports_isolation_and_cleanup(net_host: TestHo
     dnf(host, "install", "container-netback")
     running(host, "netback")
     assert addresses(host)["back"]["netback"].startswith("10.87.9.")
-    assert eventually(host, "web2", f"http://{held['netweb']}/", page)
-    assert wget_in(host, "netback", f"http://{held['netweb']}/")[0] != 0
-    assert wget_in(host, "netback", "http://netweb/")[0] != 0  # nor are its names known there
+    assert eventually(host, "web2", held["netweb"], page)
+    assert get_in(host, "netback", held["netweb"])[0] != 0
+    assert get_in(host, "netback", "netweb")[0] != 0  # nor are its names known there
 
     # --- ten `freight instance create` at once get ten addresses ----------------------------------
     host.write_text(CONF, textwrap.dedent(HOST_CONF.format(subnet="10.87.0.0/24")))

@@ -109,6 +109,11 @@ def unplug(instance: str) -> None:
                     pass  # gone with its peer meanwhile
 
 
+def bridge_exists(net: Network) -> bool:
+    with IPRoute() as ipr:
+        return bool(ipr.link_lookup(ifname=net.bridge))
+
+
 def bridge_members(net: Network) -> int:
     """How many links are joined to NET's bridge (0 when it does not exist)."""
     with IPRoute() as ipr:

@@ -80,10 +80,10 @@ def down(cfg: HostConfig, instance: str) -> None:
     if net is None:
         return  # host.conf no longer names it: nothing of it is known to take down
     names.withdraw(cfg.run_dir, net, instance)
-    if links.bridge_members(net) == 0:
+    if links.bridge_exists(net) and links.bridge_members(net) == 0:
         names.stop(cfg.run_dir, net)
         links.remove_bridge(net)
-    rules.apply(networks, record)
+    rules.refresh(networks, record)
 
 
 def forget(cfg: HostConfig, instance: str) -> None:
@@ -94,4 +94,4 @@ def forget(cfg: HostConfig, instance: str) -> None:
         return
     down(cfg, instance)
     claim.release(cfg, instance)
-    rules.apply(netconf.load(cfg.path), leases.read(cfg.lib_dir))
+    rules.refresh(netconf.load(cfg.path), leases.read(cfg.lib_dir))

@@ -50,3 +50,18 @@ def render(networks: dict[str, Network], leases: Leases) -> str:
 def apply(networks: dict[str, Network], leases: Leases) -> None:
     """Replace freight's table on this host (in one transaction)."""
     run(["nft", "-f", "-"], input=render(networks, leases))
+
+
+def exists() -> bool:
+    """Whether freight's table is in this host's ruleset (nft's exit code, no output read)."""
+    return run(["nft", "list", "table", "ip", TABLE], check=False).returncode == 0
+
+
+def refresh(networks: dict[str, Network], leases: Leases) -> None:
+    """Rewrite the table if a machine's start made it: a stop or removal never creates one.
+
+    So a machine that never ran (a host in a folder, a package installed with
+    systemd offline) changes nothing of the host's ruleset when it goes.
+    """
+    if exists():
+        apply(networks, leases)
