@@ -6,8 +6,10 @@ namespace (`Interface=`): nspawn makes that namespace itself, owned by the
 machine's user namespace, which a namespace made beforehand would not be
 (nspawn 252 cannot join one from a user-namespaced machine: "Failed to join
 network namespace: Operation not permitted"). Once the machine runs, its end
-is configured from the host through /proc/LEADER/ns/net: named `host0`, the
-machine's address, the network's MTU and a default route through the bridge.
+is configured from the host through /proc/LEADER/ns/net: the machine's
+address, the network's MTU and a default route through the bridge. It keeps
+its name: nspawn moves it back out by that name when the machine stops, and
+fails the unit if it cannot.
 Deleting the host end deletes the pair.
 """
 
@@ -26,9 +28,6 @@ from freight.host.network.netconf import Network
 
 log = logging.getLogger("freight.host.network.links")
 
-INNER = "host0"
-
-
 def host_side(instance: str) -> str:
     """The host end of INSTANCE's veth pair: `vf-INSTANCE`, or a digest of the name where that is over 15 characters."""
     name = f"vf-{instance}"
@@ -36,7 +35,7 @@ def host_side(instance: str) -> str:
 
 
 def machine_side(instance: str) -> str:
-    """The machine's end until it is in the machine and renamed host0 (nspawn's Interface= names it)."""
+    """The machine's end of the pair, inside it too (nspawn's Interface= names it)."""
     return "vp-" + host_side(instance)[3:]
 
 
@@ -82,16 +81,15 @@ def plug(net: Network, instance: str) -> None:
 
 
 def configure(net: Network, instance: str, address: ipaddress.IPv4Address, leader: int) -> None:
-    """Inside the running machine (its leader's namespace): host0 at ADDRESS, up, with the default route."""
+    """Inside the running machine (its leader's namespace): its link at ADDRESS, up, with the default route."""
     with NetNS(f"/proc/{leader}/ns/net") as ns:
         (lo,) = ns.link_lookup(ifname="lo")
         ns.link("set", index=lo, state="up")
-        found = ns.link_lookup(ifname=machine_side(instance)) or ns.link_lookup(ifname=INNER)
+        found = ns.link_lookup(ifname=machine_side(instance))
         if not found:
             raise FreightError(f"{instance}: its link {machine_side(instance)} is not in the machine (did nspawn move it?)")
         (inner,) = found
-        ns.link("set", index=inner, state="down")
-        ns.link("set", index=inner, ifname=INNER, mtu=net.mtu)
+        ns.link("set", index=inner, mtu=net.mtu)
         ns.addr("add", index=inner, address=str(address), prefixlen=net.subnet.prefixlen)
         ns.link("set", index=inner, state="up")
         ns.route("add", dst="0.0.0.0/0", gateway=str(net.gateway), oif=inner)

@@ -2,7 +2,7 @@
 
 `network-up` (ExecStartPre): the network's bridge, the machine's veth pair,
 its name in the network's hosts file and name server, and freight's nftables
-table rewritten; `network-attach` (ExecStartPost): host0 at its leased
+table rewritten; `network-attach` (ExecStartPost): its link at its leased
 address inside the running machine; `network-down` (ExecStopPost) takes
 the links and the name back, and the bridge and name server with the last
 machine. Both only read the lease record for the address (given out when
