@@ -184,3 +184,11 @@ def test_the_table_says_what_is_leased() -> None:
     if subprocess.run(["nft", "--version"], capture_output=True).returncode == 0:
         checked = subprocess.run(["unshare", "-n", "nft", "--check", "-f", "-"], input=script, capture_output=True, text=True)  # parsed, not applied
         assert checked.returncode == 0 or "Operation not permitted" in checked.stderr, checked.stderr
+
+
+def test_a_machines_mac_is_its_own_and_stable() -> None:
+    from freight.host.network import links
+
+    assert links.mac_of("web") == links.mac_of("web") != links.mac_of("web2")
+    assert links.mac_of("web").startswith("02:")  # locally administered, unicast
+    assert links.host_side("a" * 40) != links.host_side("a" * 41) and len(links.host_side("a" * 40)) == 15
