@@ -1,6 +1,8 @@
 """The host-local record of who has which address and which host port.
 
-One JSON file (LIB_DIR/networks/leases.json) behind one lock of its own, so
+One JSON file (LIB_DIR/networks/leases.json) behind one lock of its own (a
+flock on LIB_DIR itself, which outlives the record: the file and its folder go
+with the last lease, so a host with no bridged machine keeps nothing), so
 that parallel installs and `freight instance create`s each get an address
 nobody else has, and a port nobody else publishes, without holding the
 host's lock for it. An address is the instance's until the instance goes
@@ -100,17 +102,32 @@ def read(lib_dir: Path) -> Leases:
 def changing(lib_dir: Path) -> Iterator[Leases]:
     """The record, locked for this process; written back when the block ends without an error."""
     path = path_in(lib_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lib_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         leases = read(lib_dir)
         yield leases
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        _save(path, leases)
+    finally:
+        os.close(fd)
+
+
+def _save(path: Path, leases: Leases) -> None:
+    if not leases.addresses and not leases.ports:
+        path.unlink(missing_ok=True)
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"addresses": leases.addresses, "ports": leases.ports}, f, indent=2, sort_keys=True)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.rmdir()
+        except OSError:
+            pass  # not there, or not empty
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"addresses": leases.addresses, "ports": leases.ports}, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
