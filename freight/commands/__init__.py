@@ -47,6 +47,7 @@ COMMANDS: dict[str, Command] = {
     "rollback": Command("host", "restart a machine on its image's previous snapshot", HOST_SIDE),
     "repair": Command("host", "put images a dead rpm transaction left back in step with rpm", HOST_SIDE),
     "instance": Command("host", "make and remove machines no package owns", HOST_SIDE),
+    "network": Command("network", "show the bridged networks, their machines and addresses", HOST_SIDE),
 }
 
 
