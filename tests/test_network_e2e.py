@@ -134,6 +134,9 @@ def test_bridged_machines_names_nat_ports_isolation_and_cleanup(net_host: TestHo
     held = addresses(host)["default"]
     assert held["netweb"] != held["web2"], held
     assert "10.87.0." in host.run(["machinectl", "status", "web2"])  # machined sees the address in its namespace
+    assert held["web2"] in json.loads(host.run(["freight", "status", "--json", "web2"]))["addresses"]
+    shown = json.loads(host.run(["freight", "network", "inspect", "default", "--json"]))
+    assert {m["name"]: m["address"] for m in shown["machines"]} == held, shown
     eventually(host, "netweb", "web2", page)
     eventually(host, "web2", "netweb.freight", page)
 
