@@ -91,6 +91,7 @@ def make_host(top: Path, storage: str, parent: str = "nopool/freight", keep: int
             units_dir = {top}/units
             hook = {top}/bin/freight-host-hook
             lock_file = {top.parent}/freight-host.lock
+            run_dir = {top}/run
             """
         )
         + extra

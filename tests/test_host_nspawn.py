@@ -89,8 +89,26 @@ def test_network(network: str, expected: dict[str, str]) -> None:
 
 
 def test_ports_are_published() -> None:
-    text = machine({"network": "veth", "ports": [8080, "tcp:8443:443", "udp:53"]}).settings()
-    assert lines(text, "Port") == ["8080", "tcp:8443:443", "udp:53"]
+    """On a veth link nspawn publishes them; every form becomes nspawn's PROTO:HOST:CONTAINER."""
+    text = machine({"network": "veth", "ports": [8080, "tcp:8443:443", "udp:53", "9090:90", "7070:70/udp"]}).settings()
+    assert lines(text, "Port") == ["tcp:8080:8080", "tcp:8443:443", "udp:53:53", "tcp:9090:90", "udp:7070:70"]
+
+
+def test_bridged_machine_gets_its_link_and_sees_its_networks_folder() -> None:
+    from freight.host.nspawn import Bridged
+
+    bridge = Bridged(network="default", interface="vp-web", folder=Path("/run/freight/networks/default"), inside="/etc/freight-network")
+    m = machine({"network": "bridge", "ports": ["8080:80"]})
+    m.bridge = bridge
+    conf = ini(m.settings())
+    # nspawn makes the namespace and moves the hook's link in; the ports are nftables rules, not Port=
+    assert dict(conf["Network"]) == {"Private": "yes", "VirtualEthernet": "no", "Interface": "vp-web"}
+    assert conf["Exec"]["ResolvConf"] == "off"
+    assert conf["Files"]["BindReadOnly"] == "/run/freight/networks/default:/etc/freight-network"
+    dropin = m.dropin("/usr/bin/freight-host-hook")
+    assert "ExecStartPre=/usr/bin/freight-host-hook network-up web" in dropin
+    assert "ExecStartPost=/usr/bin/freight-host-hook network-attach web" in dropin
+    assert "ExecStopPost=/usr/bin/freight-host-hook network-down web" in dropin
 
 
 def test_boot_read_only_and_user_namespace_choices() -> None:

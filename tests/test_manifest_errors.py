@@ -67,7 +67,10 @@ CASES = [
     ("idle-and-command", GOOD + "run:\n  idle: true\n  command: [/bin/sh]\n", "run.idle: 'idle: true' runs no command and boots nothing"),
     ("cpu-quota", GOOD + "run:\n  limits:\n    cpu_quota: '150'\n", "run.limits.cpu_quota: expected a share of one CPU such as 50% or 150%"),
     ("io-weight", GOOD + "run:\n  limits:\n    io_weight: 0\n", "run.limits.io_weight"),
-    ("ports-without-network", GOOD + "run:\n  ports: ['8080:80']\n", "run.ports: publishing ports needs a private network"),
+    ("ports-on-host-network", GOOD + "run:\n  network: host\n  ports: ['8080:80']\n", "run.ports: publishing ports needs a network of its own"),
+    ("port-clash-in-manifest", GOOD + "run:\n  ports: ['8080:80', 'tcp:8080:81']\n", "both take tcp port 8080 of the host"),
+    ("port-number", GOOD + "run:\n  ports: ['70000:80']\n", "70000 is not a port number"),
+    ("host-address-on-veth", GOOD + "run:\n  network: veth\n  ports: ['127.0.0.1:8080:80']\n", "needs network 'bridge'"),
 ]
 
 

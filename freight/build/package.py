@@ -133,6 +133,20 @@ def _owned_dir(rel: str) -> bool:
     return any(rel.startswith(top + "/") for top in (IMAGES_DIR, OVERLAYS_DIR, META_DIR))
 
 
+def network_args(data: dict) -> list[str]:
+    """What %pre tells the hook of the machine's network and ports, so it takes the address and ports
+    before rpm writes a file (an exhausted subnet or a taken port stops the install). A derivative
+    names its base: its network may be the base's. A machine on another network with no ports
+    needs neither, and its %pre stays as before. The words are those of a checked manifest: no
+    shell quoting is needed."""
+    run = data.get("run", {})
+    if not (data.get("base") or run.get("ports") or str(run.get("network", "")).startswith("bridge")):
+        return []
+    args = [f"--network={run['network']}"] if "network" in run else []
+    args += [f"--port={port}" for port in run.get("ports", [])]
+    return args + ([f"--base={data['base']}"] if data.get("base") else [])
+
+
 def build_rpm(
     manifest: Manifest,
     release: str,
@@ -190,6 +204,7 @@ def build_rpm(
                 file_capabilities=listed.with_capabilities > 0,
                 fifos=listed.fifos > 0,
                 image_bytes=listed.bytes,
+                network_args=network_args(manifest.data),
             )
         )
         with progress.spinner(f"Packing {count} files with rpmbuild"), listed.decoy.link(buildroot, top) as root_link:

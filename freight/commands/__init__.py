@@ -53,6 +53,7 @@ COMMANDS: dict[str, Command] = {
     "logs": Command("runtime", "a machine's output and freight's events for it", HOST_SIDE),
     "tail": Command("runtime", "stream a file from inside a running machine", HOST_SIDE),
     "set": Command("runtime", "change a machine's limits, live and for its next starts", HOST_SIDE),
+    "network": Command("network", "show the bridged networks, their machines and addresses", HOST_SIDE),
 }
 
 

@@ -44,6 +44,7 @@ _LOCATIONS = {
     "units_dir": "/etc/systemd/system",
     "runtime_units_dir": "/run/systemd/system",  # `freight set --runtime`: gone at the next boot
     "lock_file": "/run/lock/freight-host.lock",  # runtime only: an erase leaves no trace of it
+    "run_dir": "/run/freight",  # runtime only: the networks' hosts folders and resolv.conf
 }
 _DEFAULTS = {
     "storage": "auto",
@@ -73,6 +74,7 @@ class HostConfig:
     units_dir: Path
     runtime_units_dir: Path
     lock_file: Path
+    run_dir: Path
 
     @property
     def registry_dir(self) -> Path:

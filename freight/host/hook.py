@@ -5,6 +5,9 @@
     freight-host-hook pre-uninstall  NAME VERSION-RELEASE COUNT   (%preun)
     freight-host-hook post-uninstall NAME VERSION-RELEASE COUNT   (%postun)
     freight-host-hook prepare-start  INSTANCE                     (ExecStartPre of the machine)
+    freight-host-hook network-up     INSTANCE                     (ExecStartPre of a bridged machine)
+    freight-host-hook network-attach INSTANCE                     (ExecStartPost of a bridged machine)
+    freight-host-hook network-down   INSTANCE                     (ExecStopPost of a bridged machine)
 
 COUNT is rpm's `$1`: how many versions of the package will be installed when
 the transaction is over. So 1 in %pre/%post is a fresh install and 2 an
@@ -46,17 +49,20 @@ from freight.common.errors import FreightError, UsageError
 from freight.host import events, images, instances, manage, pulledin, repair, slices
 from freight.host.config import choose_storage
 from freight.host.context import Host
+from freight.host.network import claim, machine as network
 from freight.host.registry import ImageRecord, InstanceRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
 from freight.model import capabilities, rpmbugs
+from freight.model.runsettings import BUILT_NETWORK, merge_run
 from freight.model.owners import RecordedOwners
 
 log = logging.getLogger("freight.host.hook")
 
 
 def pre_install(
-    host: Host, name: str, evr: str, count: int, file_capabilities: bool = False, fifos: bool = False, size: int | None = None
+    host: Host, name: str, evr: str, count: int, file_capabilities: bool = False, fifos: bool = False, size: int | None = None,
+    run: dict | None = None, base: str | None = None,
 ) -> None:
     """Before rpm writes the files: check all that can be checked, then make the image's dataset.
 
@@ -69,8 +75,11 @@ def pre_install(
     versions never finish installing (freight.model.rpmbugs); SIZE the bytes of
     its image's files, which must fit where they go (rpm checks disk space before
     this runs, on the filesystem that holds the image's path before the image's
-    dataset is there, so it cannot see the pool). Packages built before these
-    options existed pass none and skip those checks.
+    dataset is there, so it cannot see the pool); RUN the network and ports its
+    manifest asks for (with BASE's, for a derivative), whose address and host
+    ports are taken here, so that an exhausted subnet or a port another machine
+    publishes stops the install. Packages built before these options existed
+    pass none and skip those checks.
     """
     if fifos and rpmbugs.hangs_on_fifos(version := rpmbugs.running_rpm()):
         raise FreightError(
@@ -89,6 +98,8 @@ def pre_install(
         _check_room(storage, name, size)
     _preflight(host, storage, name)
     with Undo() as undo:
+        if run is not None:
+            claim.claim(host.cfg, name, _network_run(host, run, base), undo)
         if image is not None and storage.image_exists(name):
             if count < 2:
                 log.info("%s: the image exists already (an earlier install did not finish?): reusing it", name)
@@ -109,6 +120,14 @@ def pre_install(
                 f"(no extended attributes in {storage.image_dir(name)}); install it where they can be held "
                 "(OpenZFS, or the dir backend on ext4, xfs or btrfs)"
             )
+
+
+def _network_run(host: Host, run: dict, base: str | None) -> dict:
+    """The network and ports the machine will have: a derivative's own, else what its installed base says."""
+    if base is None:
+        return {"network": run.get("network", BUILT_NETWORK), "ports": run.get("ports", [])}
+    base_run = host.manifest(base).get("run", {}) if host.cfg.manifest_path(base).exists() else {}
+    return merge_run({"network": base_run["network"]} if "network" in base_run else {}, run)
 
 
 def _mark(host: Host, name: str, txn: str, undo: Undo) -> None:
@@ -330,6 +349,27 @@ def prepare_start(host: Host, instance: str) -> None:
         images.prune(host, storage, image)
 
 
+def network_up(host: Host, instance: str) -> None:
+    """Just before a bridged machine starts (after prepare-start): its namespace, address, name and rules."""
+    record = host.instance(instance)
+    root = host.storage_of(record).machine_dir(instance)
+    network.up(host.cfg, instance, instances.run_of(host, record.image, record.overlay), root)
+
+
+def network_attach(host: Host, instance: str) -> None:
+    """Just after a bridged machine started: host0's address and route, inside it."""
+    record = host.instance(instance)
+    machine = host.systemd.machine(instance)
+    if machine is None:
+        raise FreightError(f"{instance} is not running (machined does not know it): its network cannot be configured")
+    network.attach(host.cfg, instance, instances.run_of(host, record.image, record.overlay), machine.leader)
+
+
+def network_down(host: Host, instance: str) -> None:
+    """After a bridged machine stopped: its links and name go (its address stays its own)."""
+    network.down(host.cfg, instance)
+
+
 def _target(host: Host, record: InstanceRecord) -> tuple[str, str | None]:
     """The snapshot and overlay version the instance should start on; a pinned one stays where it is."""
     if record.pinned:
@@ -343,6 +383,13 @@ def _target(host: Host, record: InstanceRecord) -> tuple[str, str | None]:
         overlay_version = host.installed_evr(record.overlay)
     return snapshot, overlay_version
 
+
+INSTANCE_PHASES = {  # phase: (function, what calls it)
+    "prepare-start": (prepare_start, "ExecStartPre of a machine: move it to the current snapshot"),
+    "network-up": (network_up, "ExecStartPre of a bridged machine: its bridge, links, name and rules"),
+    "network-attach": (network_attach, "ExecStartPost of a bridged machine: its address and route, inside it"),
+    "network-down": (network_down, "ExecStopPost of a bridged machine: its links and name go"),
+}
 
 PHASES = {  # phase: (function, the scriptlet that calls it)
     "pre-install": (pre_install, "%pre"),
@@ -368,9 +415,23 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--file-capabilities", action="store_true", help="the package's files carry capabilities: the image must hold them")
             p.add_argument("--fifos", action="store_true", help="the image holds named pipes: refused where rpm cannot install them")
             p.add_argument("--size", type=int, metavar="BYTES", help="the bytes of the image's files: refused where they cannot fit")
-    p = sub.add_parser("prepare-start", help="ExecStartPre of a machine: move it to the current snapshot")
-    p.add_argument("instance")
+            p.add_argument("--network", metavar="NETWORK", help="the network the manifest names (bridged: an address is taken)")
+            p.add_argument("--port", action="append", default=None, metavar="SPEC", help="a port the manifest publishes (repeated)")
+            p.add_argument("--base", metavar="NAME", help="the container a derivative is made from")
+    for phase, what in INSTANCE_PHASES.items():
+        p = sub.add_parser(phase, help=what[1])
+        p.add_argument("instance")
     return top
+
+
+def _run_of_args(args: argparse.Namespace) -> dict | None:
+    """What %pre said of the manifest's network and ports (None: a package built before it said any)."""
+    if args.network is None and args.port is None and args.base is None:
+        return None
+    run: dict = {"network": args.network} if args.network else {}
+    if args.port:
+        run["ports"] = list(args.port)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -378,13 +439,14 @@ def main(argv: list[str] | None = None) -> int:
     flog.setup(flog.VERBOSE if args.verbose else flog.NORMAL)
     try:
         host = Host.load()
-        if args.phase == "prepare-start":
-            prepare_start(host, args.instance)
+        if args.phase in INSTANCE_PHASES:
+            INSTANCE_PHASES[args.phase][0](host, args.instance)
             return 0
         if args.count < 0:
             raise UsageError(f"COUNT must be rpm's $1 (0 or more), got {args.count}")
         with host.locked():
-            extra = {"file_capabilities": args.file_capabilities, "fifos": args.fifos, "size": args.size} if args.phase == "pre-install" else {}
+            extra = {"file_capabilities": args.file_capabilities, "fifos": args.fifos, "size": args.size,
+                     "run": _run_of_args(args), "base": args.base} if args.phase == "pre-install" else {}
             PHASES[args.phase][0](host, args.name, args.evr, args.count, **extra)
     except (FreightError, OSError) as exc:
         # One line rpm shows the administrator; OSError (a full disk, a file in the way) says enough itself.

@@ -19,6 +19,7 @@ from freight.common.errors import FreightError
 from freight.common.run import run
 from freight.host import nspawn
 from freight.host.context import Host, state_paths
+from freight.host.network import claim, machine as network
 from freight.host.registry import InstanceRecord, StateRecord
 from freight.host.storage import Storage
 from freight.host.undo import Undo
@@ -129,6 +130,10 @@ def configure(
     users, why = nspawn.private_users(run_section, root)
     if why:
         log.info("%s: %s", record.name, why)
+    address = claim.claim(host.cfg, record.name, run_section, undo)
+    bridge = network.bridged(host.cfg, record.name, run_section)
+    if bridge is not None:
+        log.info("%s: %s on the network %s", record.name, address, bridge.network)
     machine = nspawn.Machine(
         instance=record.name,
         image=record.image,
@@ -138,6 +143,7 @@ def configure(
         state=binds,
         root=root,
         zfs=storage.kind == "zfs",
+        bridge=bridge,
     )
     nspawn.install(host.cfg, machine, undo)
     before = host.registry.get(InstanceRecord, record.name)
@@ -249,6 +255,7 @@ def destroy(host: Host, record: InstanceRecord, keep_state: bool = True) -> None
     """Remove the instance, its settings and record; its state only when KEEP_STATE is false."""
     storage = host.storage_of(record)
     storage.instance_destroy(record.name)
+    network.forget(host.cfg, record.name)
     nspawn.remove(host.cfg, record.name)
     host.registry.drop(InstanceRecord, record.name)
     host.cfg.protected_path(record.name).unlink(missing_ok=True)

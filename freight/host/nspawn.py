@@ -17,7 +17,8 @@ everything about one machine in two generated files:
 
 Security defaults: a user namespace (`PrivateUsers=pick`) wherever the
 instance's filesystem can shift UIDs, no host path bound except declared state,
-no network but a private veth link unless the manifest asks, and nothing about
+a network of its own (a bridge, or for packages built before bridges a veth
+link) unless the manifest asks for the host's, and nothing about
 passwords (freight sets none).
 """
 
@@ -35,6 +36,8 @@ from freight.common.errors import FreightError
 from freight.host.config import HostConfig
 from freight.host.undo import Undo
 from freight.model import limits as limit_words
+from freight.model import ports as port_specs
+from freight.model.runsettings import network_of
 
 log = logging.getLogger("freight.host.nspawn")
 
@@ -132,6 +135,16 @@ def private_users(run: dict[str, Any], root: Path) -> tuple[str, str | None]:
     return "pick", None
 
 
+@dataclass(frozen=True)
+class Bridged:
+    """What a bridged machine's settings name: its end of the veth pair, the network's folder (hosts, resolv.conf) it binds."""
+
+    network: str
+    interface: str
+    folder: Path
+    inside: str
+
+
 @dataclass
 class Machine:
     """What the two files say about one instance."""
@@ -144,6 +157,7 @@ class Machine:
     state: dict[str, Path] = field(default_factory=dict)  # container path -> host directory
     root: Path | None = None
     zfs: bool = False
+    bridge: Bridged | None = None
 
     def settings(self) -> str:
         run = self.run
@@ -171,8 +185,9 @@ class Machine:
             private_users=self.private_users,
             read_only=bool(run.get("read_only", False)),
             binds=binds,
-            network=run.get("network", "veth"),
-            ports=[str(p) for p in run.get("ports", [])],
+            network=network_of(run),
+            ports=[p.nspawn() for p in port_specs.parse_all(run.get("ports", []))],
+            bridge=self.bridge,
         )
 
     def dropin(self, hook: str) -> str:
@@ -190,6 +205,7 @@ class Machine:
             after=self.run.get("after", []),
             hook=hook,
             slice=slice_name(self.instance),
+            bridge=self.bridge,
         )
 
     def slice_dropin(self) -> str:

@@ -19,6 +19,8 @@ import yaml
 
 from freight.common.errors import UsageError
 from freight.manifest.schema import MANIFEST_SCHEMA, VERBATIM_KEYS
+from freight.model import ports as port_specs
+from freight.model.runsettings import BUILT_NETWORK
 
 KeyPath = tuple[str | int, ...]
 
@@ -298,8 +300,16 @@ class _Checker:
             self.add(("run", "boot"), "'boot: true' and 'command' exclude each other: boot runs the container's init")
         if run.get("idle") and (run.get("command") or run.get("boot")):
             self.add(("run", "idle"), "'idle: true' runs no command and boots nothing: drop 'command' and 'boot'")
-        if run.get("network") in (None, "host", "private") and run.get("ports"):
-            self.add(("run", "ports"), "publishing ports needs a private network of its own: set network to 'veth' or 'zone:NAME'")
+        network = run.get("network", None if data.get("base") else BUILT_NETWORK)
+        if network in ("host", "private") and run.get("ports"):
+            self.add(("run", "ports"), "publishing ports needs a network of its own: set network to 'bridge', 'veth' or 'zone:NAME'")
+        try:
+            published = port_specs.parse_all(run.get("ports", []))
+        except UsageError as exc:
+            self.add(("run", "ports"), str(exc))
+        else:
+            if network is not None and not network.startswith("bridge") and any(p.host_ip for p in published):
+                self.add(("run", "ports"), "a host address in a port ('127.0.0.1:8080:80') needs network 'bridge': nspawn's Port= has none")
 
 
 _TYPE_WORDS = {
@@ -364,6 +374,10 @@ def _normalize(path: Path, data: dict[str, Any], base: Path) -> Manifest:
         )
         for f in data.get("files", [])
     )
+    if not data.get("base"):
+        # The network the RPM was built with travels in it: a host runs a package built
+        # before bridges were the default on what it had then (veth).
+        data["run"] = {**data.get("run", {}), "network": data.get("run", {}).get("network", BUILT_NETWORK)}
     if "run" in data and "environment" in data["run"]:
         data["run"] = {**data["run"], "environment": {k: str(v) for k, v in data["run"]["environment"].items()}}
     return Manifest(path=path, data=data, repos=repos, files=files)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from freight.model import ports
+
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # RPM's own rules for version and release: no '-', nothing a spec would expand.
 EVR_PART_RE = r"^[A-Za-z0-9][A-Za-z0-9._+~^]{0,63}$"
@@ -21,7 +23,6 @@ ABS_PATH_RE = r"^(?!.*/\.\.?(/|$))(?!.*//)/[A-Za-z0-9._+@=,:~/-]*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 USER_RE = r"^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$"
 MODE_RE = r"^0?[0-7]{3,4}$"
-PORT_RE = r"^((tcp|udp):)?[0-9]{1,5}(:[0-9]{1,5})?$"
 MEMORY_RE = r"^[0-9]+[KMGT]?$"
 URL_RE = r"^(https?|ftp|file):[^\s%]*$|^[^\s%:]+$"
 
@@ -74,12 +75,13 @@ RUN_SCHEMA: dict[str, Any] = {
         "working_directory": _str("an absolute path inside the container", ABS_PATH_RE),
         "user": _str("a user name or numeric uid known inside the container", USER_RE),
         "network": _str(
+            "'bridge' (the host's default freight network; the default), 'bridge:NAME' (a network host.conf names), "
             "'host' (share the host's network), 'private' (no network), 'veth' or 'zone:NAME'",
-            r"^(host|private|veth|zone:[a-z0-9][a-z0-9-]{0,11})$",
+            r"^(bridge|bridge:[a-z][a-z0-9-]{0,9}|host|private|veth|zone:[a-z0-9][a-z0-9-]{0,11})$",
         ),
         "ports": _list(
-            "ports to publish from the host, each 'HOSTPORT:CONTAINERPORT' or 'tcp:8080:80'",
-            {"type": ["string", "integer"], "description": "a port such as 8080 or 'tcp:8080:80'", "pattern": PORT_RE},
+            "ports to publish from the host: 'tcp:8080:80' (nspawn's form), '8080:80' or '127.0.0.1:8443:443/tcp' (docker's)",
+            {"type": ["string", "integer"], "description": "a port such as 8080, 'tcp:8080:80' or '127.0.0.1:8443:443/tcp'", "pattern": ports.PATTERN},
         ),
         "state": _list(
             "absolute paths inside the container whose contents persist across upgrades",

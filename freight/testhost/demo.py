@@ -27,8 +27,8 @@ REPO_ID = "freight-demo"
 POOL = "demo"
 PARENT = f"{POOL}/freight"
 POOL_FILE = "/var/tmp/freight-demo-pool.img"
-# Each machine and where it serves: the demo runs on the host's network (examples/webapp/manifest.yaml
-# says why), so its derivative listens on a port of its own.
+# Each machine and where it serves: both run on the default bridged network, each with an
+# address of its own, and publish a host port each (examples/*/manifest.yaml).
 MACHINES = {"webapp": "http://127.0.0.1:8080/", "webapp-prod": "http://127.0.0.1:8081/"}
 
 

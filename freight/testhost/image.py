@@ -46,13 +46,15 @@ APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/so
 # debian-host-provides package claims is really there (see
 # specs/host/debian-host-provides.spec). busybox-static makes tiny nested
 # container roots; iproute2 shows the addresses of nested machines; catatonit is
-# the init of a machine with no command (`run: {idle: true}`).
+# the init of a machine with no command (`run: {idle: true}`); python3-pyroute2,
+# nftables and dnsmasq-base are what bridged networks use (freight.host.network).
 PACKAGES = (
     "systemd", "systemd-sysv", "systemd-container", "dbus",
     "rpm", "dnf", "python3-dnf", "python3-rpm", "python3-pystemd",
     "python3-jinja2", "python3-yaml", "python3-jsonschema", "python3-rich",
     "createrepo-c", "python3-createrepo-c", "gnupg", "file",
     "zfs-fuse", "curl", "iproute2", "busybox-static", "catatonit",
+    "python3-pyroute2", "nftables", "dnsmasq-base",
 )
 
 
