@@ -107,7 +107,9 @@ def save(folder: Path, files: dict[str, dict[str, Any]], revision: str, left: di
     from freight.common.files import write_atomic
 
     doc = {"format": 1, "files": files, "revision": revision, "fingerprint": left}
-    write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps(doc, indent=1, sort_keys=True))
+    # Compact: with indent, json falls back to its pure-Python encoder, which took 0.12 s of a
+    # 0.5 s publish into 500 packages; compact it is the C encoder's few milliseconds.
+    write_atomic(folder / STATE_DIR / STATE_FILE, json.dumps(doc, separators=(",", ":"), sort_keys=True))
 
 
 def _digest(path: Path) -> str | None:
