@@ -261,7 +261,7 @@ def assert_nothing_left(host: TestHost, name: str = "webapp") -> None:
     assert name not in [i["name"] for i in json.loads(host.run(["freight", "list", "--json"]))["instances"]]
 
 
-def letting_go(host: TestHost, command: str, timeout: float = 20) -> None:
+def letting_go(host: TestHost, command: str, timeout: float = 60) -> None:
     """A zfs or zpool destroy in the host, waiting while zfs-fuse calls it busy (see storage.zfs_letting_go)."""
     deadline = time.monotonic() + timeout
     while True:
