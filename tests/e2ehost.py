@@ -42,28 +42,32 @@ CVE = "CVE-2026-4242"
 FIRST_PAGE = "Hello from the freight demo container"
 
 
-def base_manifest(folder: Path, demo: Path) -> Path:
-    """examples/webapp/manifest.yaml against DEMO, with a state path under its web root."""
-    return write_manifest(
-        folder,
-        f"""\
-        name: webapp
+def demo_manifest(folder: Path, demo: Path, name: str, summary: str, run: str) -> Path:
+    """A container NAME of the demo's demo-www (busybox httpd) against DEMO, with the RUN settings given as YAML."""
+    header = f"""\
+        name: {name}
         version: "1.0"
-        summary: A tiny web server serving the freight demo page
+        summary: {summary}
         license: MIT
         repos:
           - name: demo
             baseurl: {demo.as_uri()}
         packages: [demo-www]
         run:
-          command: [/usr/bin/httpd, -f, -v, -p, "{PORT}", -h, /srv/www]
-          user: www
-          network: host
-          read_only: true
-          autostart: true
-          state: [{UPLOADS}]
-        """,
-    )
+        """
+    return write_manifest(folder, textwrap.dedent(header) + textwrap.indent(textwrap.dedent(run), "  "))
+
+
+def base_manifest(folder: Path, demo: Path) -> Path:
+    """examples/webapp/manifest.yaml against DEMO, with a state path under its web root."""
+    return demo_manifest(folder, demo, "webapp", "A tiny web server serving the freight demo page", f"""\
+        command: [/usr/bin/httpd, -f, -v, -p, "{PORT}", -h, /srv/www]
+        user: www
+        network: host
+        read_only: true
+        autostart: true
+        state: [{UPLOADS}]
+        """)
 
 
 @dataclass

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import write_manifest
-from e2ehost import CONF, REPO_ID, Published, add_signed_repo, dnf, dnf_status, installed, lent, sh_status
+from e2ehost import CONF, REPO_ID, Published, add_signed_repo, demo_manifest, dnf, dnf_status, installed, lent, sh_status
 
 if TYPE_CHECKING:
     from freight.testhost import TestHost
@@ -44,19 +43,10 @@ HOST_CONF = """\
 
 
 def manifest(folder: Path, demo: Path, name: str, run: str) -> Path:
-    return write_manifest(folder / name, f"""\
-        name: {name}
-        version: "1.0"
-        summary: busybox httpd on a bridged network
-        license: MIT
-        repos:
-          - name: demo
-            baseurl: {demo.as_uri()}
-        packages: [demo-www]
-        run:
-          command: [/usr/bin/httpd, -f, -p, "80", -h, /srv/www]
-          autostart: true
-        """ + textwrap.indent(textwrap.dedent(run), "  "))
+    return demo_manifest(folder / name, demo, name, "busybox httpd on a bridged network", """\
+        command: [/usr/bin/httpd, -f, -p, "80", -h, /srv/www]
+        autostart: true
+        """ + textwrap.dedent(run))
 
 
 @pytest.fixture(scope="module")
